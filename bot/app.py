@@ -1,0 +1,174 @@
+"""Wiring: config -> storage -> scheduler -> routers -> adapters, and a graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from alembic.script import ScriptDirectory
+
+from bot.config import Config, ConfigError
+from handlers import help as help_feature
+from handlers import settings as settings_feature
+from handlers import stats as stats_feature
+from handlers.core.clock import Clock, SystemClock
+from handlers.core.context import Services
+from handlers.core.render import Renderer
+from handlers.core.router import Dispatcher
+from scheduler.service import SchedulerService
+from storage.activity import ActivityWriter, CommunityDefaults
+from storage.db import Database, alembic_config
+
+log = logging.getLogger(__name__)
+
+FEATURES = (help_feature.router, stats_feature.router, settings_feature.router)
+
+
+class Adapter(Protocol):
+    name: str
+
+    async def run(self, dispatcher: Dispatcher) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def build_dispatcher(services: Services) -> Dispatcher:
+    """Every feature's router, included explicitly: importing a module registers nothing."""
+    dispatcher = Dispatcher(services)
+    for router in FEATURES:
+        dispatcher.include(router)
+    return dispatcher
+
+
+class SchemaOutOfDate(ConfigError):
+    """The database needs `commops migrate` before the bot can use it."""
+
+
+async def prepare_database(config: Config) -> Database:
+    """Connect, and migrate when allowed (always for SQLite unless turned off)."""
+    db = Database(config.database_url())
+    auto = config.database.auto_migrate
+    if auto is None:
+        auto = db.dialect == "sqlite"
+    try:
+        if auto:
+            await db.migrate()
+        else:
+            head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+            current = await db.current_revision()
+            if current != head:
+                raise SchemaOutOfDate(
+                    f"database {db.describe()} is at schema {current or 'none'}, "
+                    f"the bot needs {head}: run `commops migrate`"
+                )
+    except Exception:
+        await db.dispose()
+        raise
+    return db
+
+
+class CommopsApp:
+    """One bot process: its database, activity writer, scheduler, dispatcher and adapters."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        console_script: Path | None = None,
+        write: Callable[[str], None] = print,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.console_script = console_script
+        self.write = write
+        self.adapters: list[Adapter] = []
+        self.services: Services | None = None
+        self.dispatcher: Dispatcher | None = None
+
+    async def start(self) -> None:
+        config = self.config
+        db = await prepare_database(config)
+        defaults = CommunityDefaults(config.defaults.timezone, config.defaults.locale)
+        activity = ActivityWriter(
+            db,
+            defaults=defaults,
+            batch_size=config.activity.batch_size,
+            flush_interval=config.activity.flush_interval,
+            queue_size=config.activity.queue_size,
+        )
+        await activity.start()
+        scheduler = SchedulerService()
+        self.services = Services(
+            db=db,
+            activity=activity,
+            renderer=Renderer(default_locale=config.defaults.locale),
+            clock=self.clock,
+            defaults=defaults,
+            scheduler=scheduler,
+        )
+        self.dispatcher = build_dispatcher(self.services)
+        await scheduler.start()
+        self.adapters = [self._adapter(name) for name in config.adapters()]
+        log.info(
+            "commops started: database %s, adapters %s",
+            db.describe(),
+            ", ".join(a.name for a in self.adapters),
+        )
+
+    def _adapter(self, name: str) -> Adapter:
+        if name == "console":
+            from bot.console_adapter.adapter import ConsoleAdapter
+
+            return ConsoleAdapter(
+                identity=self.config.console.identity,
+                manager=self.config.console.manager,
+                script=self.console_script,
+                write=self.write,
+                clock=self.clock,
+            )
+        raise ConfigError(f"bot.adapters: no adapter called {name!r}")
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run the adapters until they all finish or `stop` is set."""
+        assert self.dispatcher is not None, "call start() first"
+        stop = stop or asyncio.Event()
+        tasks = [
+            asyncio.create_task(a.run(self.dispatcher), name=f"adapter-{a.name}")
+            for a in self.adapters
+        ]
+        stopper = asyncio.create_task(stop.wait(), name="stop-signal")
+        try:
+            pending = set(tasks)
+            while pending and not stop.is_set():
+                done, pending = await asyncio.wait(
+                    pending | {stopper}, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending.discard(stopper)
+                for task in done:
+                    if task is not stopper and task.exception() is not None:
+                        log.error("adapter stopped with an error", exc_info=task.exception())
+        finally:
+            stopper.cancel()
+            for adapter in self.adapters:
+                await adapter.stop()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def stop(self) -> None:
+        """Flush every buffered activity record, stop timers and close the database."""
+        if self.services is None:
+            return
+        await self.services.activity.stop()
+        if self.services.scheduler is not None:
+            self.services.scheduler.shutdown()
+        await self.services.db.dispose()
+        log.info("commops stopped; activity written: %d", self.services.activity.stats.written)
+        self.services = None

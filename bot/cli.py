@@ -1,0 +1,132 @@
+"""The `commops` command: run, demo, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot import __version__
+from bot.config import Config, ConfigError, load_config
+from bot.logging_setup import setup_logging
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    # --config is accepted before or after the subcommand: `commops --config x run` and
+    # `commops run --config x` both work.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="config file (default: ./commops.toml when present, else built-in defaults)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="commops",
+        description="Self-hosted community operations bot for Telegram and Discord.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"commops {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", parents=[common], help="run the bot (the console when no platform is configured)"
+    )
+    run.add_argument(
+        "--script", type=Path, metavar="FILE", help="console: read chat lines from FILE and exit"
+    )
+    demo = sub.add_parser("demo", parents=[common], help="simulate a community day and show /stats")
+    demo.add_argument("--members", type=int, default=50, help="simulated members (default 50)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    demo.add_argument(
+        "--database",
+        metavar="URL",
+        default="sqlite:///commops-demo.db",
+        help="database for the demo, emptied first (default sqlite:///commops-demo.db)",
+    )
+    demo.add_argument("--locale", choices=["en", "zh"], help="language of the output")
+    sub.add_parser("migrate", parents=[common], help="bring the database schema up to date")
+    return parser
+
+
+async def _run(config: Config, script: Path | None) -> int:
+    from bot.app import CommopsApp
+
+    app = CommopsApp(config, console_script=script)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    try:
+        await app.run(stop)
+    finally:
+        await app.stop()
+    return 0
+
+
+async def _migrate(config: Config) -> int:
+    from storage.db import Database
+
+    db = Database(config.database_url())
+    try:
+        before = await db.current_revision()
+        await db.migrate()
+        after = await db.current_revision()
+    finally:
+        await db.dispose()
+    if before == after:
+        print(f"{db.describe()}: schema already up to date ({after})")
+    else:
+        print(f"{db.describe()}: schema migrated from {before or 'empty'} to {after}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "run"
+    try:
+        config = load_config(getattr(args, "config", None))
+        logging_section = config.logging
+        if command == "demo" and logging_section.level == "INFO":
+            # The demo's output is the transcript; routine start/stop lines would clutter it.
+            logging_section = logging_section.model_copy(update={"level": "WARNING"})
+        setup_logging(logging_section, config.secrets())
+        if command == "run":
+            return asyncio.run(_run(config, getattr(args, "script", None)))
+        if command == "migrate":
+            return asyncio.run(_migrate(config))
+        if command == "demo":
+            from bot.demo import run_demo
+
+            return asyncio.run(
+                run_demo(
+                    config,
+                    members=args.members,
+                    seed=args.seed,
+                    database=args.database,
+                    locale=args.locale,
+                )
+            )
+    except ConfigError as exc:
+        print(f"commops: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        logging.getLogger("commops").debug("start-up failed", exc_info=True)
+        print(f"commops: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

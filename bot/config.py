@@ -1,0 +1,189 @@
+"""Configuration: a TOML file (see config.example.toml) plus secrets from the environment.
+
+Every key is validated; a mistake becomes one `ConfigError` naming the key and what is
+wrong, which the CLI prints before exiting with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from storage.db import DatabaseURLError, async_url
+
+DEFAULT_CONFIG_FILE = "commops.toml"
+DATABASE_URL_ENV = "COMMOPS_DATABASE_URL"
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the operator."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BotSection(_Section):
+    adapters: list[Literal["auto", "console"]] = Field(default_factory=lambda: ["auto"])
+
+
+class DatabaseSection(_Section):
+    url: str = "sqlite:///commops.db"
+    password_env: str | None = None
+    auto_migrate: bool | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        try:
+            parsed = make_url(value)
+            async_url(parsed)
+        except (ArgumentError, ValueError) as exc:
+            message = str(exc) if isinstance(exc, DatabaseURLError) else "not a database URL"
+            raise ValueError(
+                f"{message}; use sqlite:///commops.db or postgresql://user@host/db"
+            ) from None
+        if parsed.password:
+            raise ValueError(
+                "contains a password; put it in an environment variable and name that "
+                f"variable in database.password_env (or set {DATABASE_URL_ENV})"
+            )
+        return value
+
+
+class DefaultsSection(_Section):
+    """Settings a community starts with; managers change them per community."""
+
+    locale: Literal["en", "zh"] = "en"
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use a name like Europe/Berlin"
+            ) from None
+        return value
+
+
+class ActivitySection(_Section):
+    batch_size: int = Field(500, ge=1, le=10_000)
+    flush_interval: float = Field(1.0, gt=0, le=60)
+    queue_size: int = Field(20_000, ge=100, le=10_000_000)
+
+
+class LoggingSection(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+    file: str | None = None
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class ConsoleSection(_Section):
+    identity: str = Field("you", min_length=1, max_length=32, pattern=r"^[^\s:@/#][^\s:]*$")
+    manager: bool = True
+
+
+class Config(_Section):
+    bot: BotSection = Field(default_factory=BotSection)
+    database: DatabaseSection = Field(default_factory=DatabaseSection)
+    defaults: DefaultsSection = Field(default_factory=DefaultsSection)
+    activity: ActivitySection = Field(default_factory=ActivitySection)
+    logging: LoggingSection = Field(default_factory=LoggingSection)
+    console: ConsoleSection = Field(default_factory=ConsoleSection)
+
+    source: str = Field("built-in defaults", exclude=True)
+    env: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+
+    def database_url(self) -> str:
+        """The URL to connect with, secrets from the environment filled in."""
+        override = self.env.get(DATABASE_URL_ENV)
+        if override:
+            return override
+        url = make_url(self.database.url)
+        if self.database.password_env:
+            password = self.env.get(self.database.password_env)
+            if not password:
+                raise ConfigError(
+                    f"database.password_env: the environment variable "
+                    f"{self.database.password_env} is not set"
+                )
+            url = url.set(password=password)
+        return url.render_as_string(hide_password=False)
+
+    def secrets(self) -> list[str]:
+        """Secret values to scrub from logs and messages."""
+        values = []
+        if self.database.password_env and self.env.get(self.database.password_env):
+            values.append(self.env[self.database.password_env])
+        if self.env.get(DATABASE_URL_ENV):
+            password = make_url(self.env[DATABASE_URL_ENV]).password
+            if password:
+                values.append(str(password))
+        return values
+
+    def adapters(self) -> list[str]:
+        """Adapters to start: `auto` means every configured platform, else the console."""
+        chosen = [a for a in self.bot.adapters if a != "auto"]
+        return chosen or ["console"]
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (check the spelling against config.example.toml)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{key}: {message}"
+
+
+def parse_config(
+    data: Mapping[str, Any], *, source: str, env: Mapping[str, str] | None = None
+) -> Config:
+    """Validate a decoded TOML mapping."""
+    try:
+        config = Config.model_validate(dict(data))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = len(exc.errors()) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise ConfigError(f"{source}: {_describe(first)}{suffix}") from None
+    return config.model_copy(update={"source": source, "env": dict(env or os.environ)})
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the config file (`commops.toml` in the working directory when present)."""
+    env = dict(os.environ if env is None else env)
+    if path is None:
+        default = Path(DEFAULT_CONFIG_FILE)
+        if not default.exists():
+            return parse_config({}, source="built-in defaults", env=env)
+        path = default
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, source=str(path), env=env)

@@ -1,0 +1,153 @@
+"""Neutral chat events: what every platform adapter turns its updates into.
+
+Events are frozen, slotted dataclasses holding plain values only, so no platform
+object is reachable from a handler and an event costs a few hundred bytes to buffer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum, StrEnum
+
+
+class Platform(StrEnum):
+    """The chat platforms commops speaks to."""
+
+    TELEGRAM = "telegram"
+    DISCORD = "discord"
+    CONSOLE = "console"
+
+
+class Role(IntEnum):
+    """Privilege levels, ordered so `role >= Role.MANAGER` reads naturally."""
+
+    MEMBER = 0
+    MANAGER = 1
+    OWNER = 2
+
+
+class ChatKind(StrEnum):
+    GROUP = "group"
+    CHANNEL = "channel"
+    PRIVATE = "private"
+
+
+class ContentKind(StrEnum):
+    """What a message carried; its text is never part of the activity record."""
+
+    TEXT = "text"
+    COMMAND = "command"
+    PHOTO = "photo"
+    VIDEO = "video"
+    VOICE = "voice"
+    STICKER = "sticker"
+    FILE = "file"
+    POLL = "poll"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRef:
+    """A chat on a platform, and the community it belongs to.
+
+    On Telegram a group is its own community; on Discord the community is the
+    server (guild) and `chat_id` is one of its channels.
+    """
+
+    platform: Platform
+    chat_id: str
+    community_id: str
+    title: str | None = None
+    kind: ChatKind = ChatKind.GROUP
+
+
+@dataclass(frozen=True, slots=True)
+class UserRef:
+    """A person (or bot) on a platform."""
+
+    platform: Platform
+    user_id: str
+    display_name: str
+    username: str | None = None
+    is_bot: bool = False
+
+    @property
+    def mention_name(self) -> str:
+        return f"@{self.username}" if self.username else self.display_name
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Fields every event has. `key` is unique per chat and makes replays idempotent."""
+
+    chat: ChatRef
+    actor: UserRef
+    at: datetime
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEvent(Event):
+    """A member posted something. `text` lives in memory only and is never stored by default."""
+
+    message_id: str
+    content: ContentKind = ContentKind.TEXT
+    length: int = 0
+    text: str | None = None
+    reply_to_user_id: str | None = None
+    thread_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandEvent(Event):
+    """A bot command: `/name args`. `addressed` is true when the bot was named explicitly
+    (``/cmd@ThisBot``, a private chat, the console), so unknown commands may be answered."""
+
+    message_id: str
+    name: str
+    args: str = ""
+    addressed: bool = False
+    length: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MemberJoined(Event):
+    invited_by_user_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberLeft(Event):
+    removed_by_user_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionAdded(Event):
+    message_id: str
+    emoji: str
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonPressed(Event):
+    """A member pressed a button the bot attached; `data` is the button's payload."""
+
+    message_id: str
+    data: str
+    interaction_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollVote(Event):
+    poll_id: str
+    option_ids: tuple[int, ...] = field(default_factory=tuple)
+
+
+ChatEvent = (
+    MessageEvent
+    | CommandEvent
+    | MemberJoined
+    | MemberLeft
+    | ReactionAdded
+    | ButtonPressed
+    | PollVote
+)

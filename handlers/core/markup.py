@@ -1,0 +1,83 @@
+"""The neutral Markdown subset every message is written in, and its renderers.
+
+The subset is `**bold**`, `_italic_`, `` `code` ``, `[label](https://link)` and line
+breaks. Templates write it; values put into templates are escaped with `escape` so a
+member called `*_evil_*` shows up literally. Adapters render the result for their
+platform: `to_plain` (console, logs), `to_html` (Telegram's HTML parse mode).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from functools import lru_cache
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+_SPECIAL = re.compile(r"([\\`*_\[\]()<>~|#])")
+
+
+def escape(text: str) -> str:
+    """Escape a value so it renders literally inside neutral Markdown."""
+    return _SPECIAL.sub(r"\\\1", text)
+
+
+class Safe(str):
+    """A string that is already neutral Markdown; the template renderer won't escape it."""
+
+    __slots__ = ()
+
+
+@lru_cache(maxsize=1)
+def _parser() -> MarkdownIt:
+    return MarkdownIt("zero").enable(["emphasis", "backticks", "link", "escape", "newline"])
+
+
+def _inline_tokens(text: str) -> list[Token]:
+    tokens = _parser().parseInline(text)
+    return tokens[0].children or [] if tokens else []
+
+
+def to_plain(text: str) -> str:
+    """Render neutral Markdown as plain text (links become `label (url)`)."""
+    out: list[str] = []
+    href_stack: list[str] = []
+    for tok in _inline_tokens(text):
+        if tok.type in ("text", "code_inline"):
+            out.append(tok.content)
+        elif tok.type in ("softbreak", "hardbreak"):
+            out.append("\n")
+        elif tok.type == "link_open":
+            href_stack.append(str(tok.attrs.get("href", "")))
+        elif tok.type == "link_close":
+            href = href_stack.pop() if href_stack else ""
+            if href:
+                out.append(f" ({href})")
+    return "".join(out)
+
+
+_HTML_TAGS = {
+    "strong_open": "<b>",
+    "strong_close": "</b>",
+    "em_open": "<i>",
+    "em_close": "</i>",
+    "link_close": "</a>",
+}
+
+
+def to_html(text: str) -> str:
+    """Render neutral Markdown as Telegram-compatible HTML, escaping everything else."""
+    out: list[str] = []
+    for tok in _inline_tokens(text):
+        if tok.type == "text":
+            out.append(html.escape(tok.content, quote=False))
+        elif tok.type == "code_inline":
+            out.append(f"<code>{html.escape(tok.content, quote=False)}</code>")
+        elif tok.type in ("softbreak", "hardbreak"):
+            out.append("\n")
+        elif tok.type == "link_open":
+            out.append(f'<a href="{html.escape(str(tok.attrs.get("href", "")))}">')
+        elif tok.type in _HTML_TAGS:
+            out.append(_HTML_TAGS[tok.type])
+    return "".join(out)

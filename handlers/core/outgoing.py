@@ -1,0 +1,70 @@
+"""What handlers send: platform-neutral messages, buttons and polls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from handlers.core.events import ChatRef
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """A button under a message; pressing it produces a `ButtonPressed` event with `data`."""
+
+    label: str
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """An image attached to a message (charts are PNG bytes)."""
+
+    content: bytes
+    filename: str = "image.png"
+    alt: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A message in the neutral Markdown subset (see `handlers.core.markup`).
+
+    `buttons` is a list of rows. `private` asks for an answer only the actor sees
+    (ephemeral or a direct message) where the platform can do that.
+    """
+
+    text: str
+    image: Image | None = None
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    private: bool = False
+    silent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingPoll:
+    question: str
+    options: tuple[str, ...]
+    multiple: bool = False
+    anonymous: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """A handle to something the bot posted, for later edits or poll closing."""
+
+    chat: ChatRef
+    message_id: str
+    poll_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What an adapter can show; features degrade on purpose where a capability is missing."""
+
+    native_polls: bool = False
+    buttons: bool = False
+    images: bool = False
+    ephemeral: bool = False
+    roles: bool = False
+    private_messages: bool = False
+    max_text_length: int = 4096
+    extra: dict[str, object] = field(default_factory=dict)

@@ -1,0 +1,324 @@
+"""Command registry and dispatch: one path for every platform's events.
+
+Each feature module owns a `Router` and declares its commands on it; `bot/app.py`
+includes the routers into a `Dispatcher` explicitly. The dispatcher records activity,
+matches commands (including `/group sub` subcommands), checks roles with the platform,
+parses arguments, runs the handler in one unit of work, sends the replies and turns
+every failure into a friendly message. Nothing a handler does can crash the bot.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from handlers.core.args import Option, Param, ParseEnv, parse_args, usage_line
+from handlers.core.context import HandlerContext, Services
+from handlers.core.errors import HandlerError, PermissionDenied, UserInputError
+from handlers.core.events import ButtonPressed, ChatKind, CommandEvent, Event, Role
+from handlers.core.gateway import ChatGateway, PrivateMessageUnavailable
+from handlers.core.outgoing import OutgoingMessage
+from handlers.core.recording import activity_record
+from storage.activity import zone
+from storage.communities import ensure_community
+
+log = logging.getLogger(__name__)
+
+Reply = OutgoingMessage | Sequence[OutgoingMessage] | None
+Handler = Callable[[Any, HandlerContext], Awaitable[Reply]]
+
+MAX_COMMAND_NAME = 32
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """A command as declared: `name` may hold a space for subcommands (`settings timezone`)."""
+
+    name: str
+    handler: Handler
+    params: tuple[Param, ...] = ()
+    options: tuple[Option, ...] = ()
+    aliases: tuple[str, ...] = ()
+    min_role: Role = Role.MEMBER
+    hidden: bool = False
+    fresh_activity: bool = False
+    router: str = ""
+
+    @property
+    def usage(self) -> str:
+        return usage_line(self.name, self.params, self.options)
+
+    @property
+    def manager_only(self) -> bool:
+        return self.min_role >= Role.MANAGER
+
+
+@dataclass(frozen=True, slots=True)
+class EventHandlerSpec:
+    event_type: type[Event]
+    handler: Handler
+    button_prefix: str | None = None
+    router: str = ""
+
+
+class Router:
+    """A feature's commands and event handlers; registers nothing until included."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.commands: list[CommandSpec] = []
+        self.handlers: list[EventHandlerSpec] = []
+
+    def command(
+        self,
+        name: str,
+        *,
+        params: Sequence[Param] = (),
+        options: Sequence[Option] = (),
+        aliases: Sequence[str] = (),
+        min_role: Role = Role.MEMBER,
+        hidden: bool = False,
+        fresh_activity: bool = False,
+    ) -> Callable[[Handler], Handler]:
+        """Declare a command. `fresh_activity` flushes the activity writer before the handler
+        runs, so counts include messages sent a moment ago."""
+
+        def register(handler: Handler) -> Handler:
+            self.commands.append(
+                CommandSpec(
+                    name=name.lower(),
+                    handler=handler,
+                    params=tuple(params),
+                    options=tuple(options),
+                    aliases=tuple(a.lower() for a in aliases),
+                    min_role=min_role,
+                    hidden=hidden,
+                    fresh_activity=fresh_activity,
+                    router=self.name,
+                )
+            )
+            return handler
+
+        return register
+
+    def on(self, event_type: type[Event]) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.handlers.append(EventHandlerSpec(event_type, handler, router=self.name))
+            return handler
+
+        return register
+
+    def button(self, prefix: str) -> Callable[[Handler], Handler]:
+        """Handle presses of buttons whose data starts with `prefix` (e.g. `giveaway:enter:`)."""
+
+        def register(handler: Handler) -> Handler:
+            self.handlers.append(EventHandlerSpec(ButtonPressed, handler, prefix, self.name))
+            return handler
+
+        return register
+
+
+@dataclass
+class _Match:
+    spec: CommandSpec | None
+    args: str
+    group: str | None = None
+    suggestion: str | None = None
+
+
+@dataclass
+class Dispatcher:
+    """Routes neutral events from any adapter to the included routers."""
+
+    services: Services
+    commands: dict[str, CommandSpec] = field(default_factory=dict)
+    handlers: list[EventHandlerSpec] = field(default_factory=list)
+    specs: list[CommandSpec] = field(default_factory=list)
+
+    def include(self, router: Router) -> None:
+        for spec in router.commands:
+            for key in (spec.name, *spec.aliases):
+                if key in self.commands:
+                    raise ValueError(f"command {key!r} is declared twice")
+                self.commands[key] = spec
+            self.specs.append(spec)
+        self.handlers.extend(router.handlers)
+
+    def visible_commands(self) -> list[CommandSpec]:
+        return [s for s in self.specs if not s.hidden]
+
+    def subcommands(self, group: str) -> list[CommandSpec]:
+        return [s for s in self.specs if s.name.startswith(group + " ")]
+
+    def match(self, name: str, args: str) -> _Match:
+        name = name.lower()
+        head, _, rest = args.strip().partition(" ")
+        if head and f"{name} {head.lower()}" in self.commands:
+            return _Match(self.commands[f"{name} {head.lower()}"], rest.strip())
+        if name in self.commands:
+            return _Match(self.commands[name], args.strip())
+        if self.subcommands(name):
+            return _Match(None, args, group=name)
+        names = [key for key in self.commands if " " not in key]
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        return _Match(None, args, suggestion=close[0] if close else None)
+
+    async def handle(self, event: Event, gateway: ChatGateway) -> list[OutgoingMessage]:
+        """Process one event; returns what was sent in reply (for adapters and tests)."""
+        record = activity_record(event)
+        if record is not None:
+            await self.services.activity.record(record)
+        if event.actor.is_bot:
+            return []
+        try:
+            if isinstance(event, CommandEvent):
+                return await self._command(event, gateway)
+            return await self._event(event, gateway)
+        except Exception:
+            # Last line of defence: a failure outside any handler must not stop the bot.
+            log.exception("event %s could not be handled", event.key)
+            return []
+
+    async def _command(self, event: CommandEvent, gateway: ChatGateway) -> list[OutgoingMessage]:
+        if len(event.name) > MAX_COMMAND_NAME:
+            return []
+        found = self.match(event.name, event.args)
+        if found.spec is None and found.group is None and not (event.addressed or found.suggestion):
+            # In a group, `/something` may be another bot's command: stay quiet.
+            return []
+        return await self._run(event, gateway, found)
+
+    async def _event(self, event: Event, gateway: ChatGateway) -> list[OutgoingMessage]:
+        sent: list[OutgoingMessage] = []
+        for spec in self.handlers:
+            if not isinstance(event, spec.event_type):
+                continue
+            if spec.button_prefix is not None and not (
+                isinstance(event, ButtonPressed) and event.data.startswith(spec.button_prefix)
+            ):
+                continue
+            sent.extend(await self._run(event, gateway, None, spec.handler))
+        return sent
+
+    async def _run(
+        self,
+        event: Event,
+        gateway: ChatGateway,
+        found: _Match | None,
+        handler: Handler | None = None,
+    ) -> list[OutgoingMessage]:
+        services = self.services
+        replies: list[OutgoingMessage] = []
+        locale = services.defaults.locale
+        spec = found.spec if found else None
+        try:
+            if spec is not None and spec.fresh_activity:
+                # Before the unit of work, never inside it: a transaction holding a write
+                # lock while waiting for the writer would deadlock with it.
+                await services.activity.flush()
+            async with services.db.session() as session:
+                community = await ensure_community(
+                    session,
+                    platform=event.chat.platform.value,
+                    external_id=event.chat.community_id,
+                    title=event.chat.title,
+                    defaults=services.defaults,
+                    now=services.clock.now(),
+                )
+                locale = community.locale
+                ctx = HandlerContext(
+                    event=event,
+                    community=community,
+                    session=session,
+                    gateway=gateway,
+                    services=services,
+                    dispatcher=self,
+                    command=spec,
+                )
+                if found is not None and spec is None:
+                    replies = [self._unknown(ctx, found)]
+                else:
+                    if spec is not None:
+                        await self._authorize(ctx, spec)
+                        assert found is not None
+                        ctx.args = parse_args(
+                            found.args,
+                            spec.params,
+                            spec.options,
+                            ParseEnv(zone(community.timezone), services.clock.now(), locale),
+                        )
+                        handler = spec.handler
+                    assert handler is not None
+                    replies = _as_list(await handler(event, ctx))
+        except HandlerError as exc:
+            replies = [self._error_reply(exc, spec, locale)]
+        except Exception:
+            error_id = secrets.token_hex(4)
+            log.exception("handler failed [error %s] for event %s", error_id, event.key)
+            replies = [services.renderer.message("errors/internal.j2", locale, error_id=error_id)]
+        return await self._send(event, gateway, replies)
+
+    async def _authorize(self, ctx: HandlerContext, spec: CommandSpec) -> None:
+        if spec.min_role <= Role.MEMBER:
+            return
+        if ctx.event.chat.kind is ChatKind.PRIVATE:
+            # Manager commands act on a community; a private chat has none to manage.
+            raise UserInputError("errors/group_only.j2", command=spec.name)
+        if await ctx.actor_role() < spec.min_role:
+            raise PermissionDenied(command=spec.name, role=spec.min_role.name.lower())
+
+    def _unknown(self, ctx: HandlerContext, found: _Match) -> OutgoingMessage:
+        if found.group is not None:
+            return ctx.render(
+                "errors/subcommand.j2",
+                group=found.group,
+                given=found.args.strip().partition(" ")[0],
+                commands=self.subcommands(found.group),
+            )
+        assert isinstance(ctx.event, CommandEvent)
+        return ctx.render(
+            "errors/unknown_command.j2", name=ctx.event.name, suggestion=found.suggestion
+        )
+
+    def _error_reply(
+        self, exc: HandlerError, spec: CommandSpec | None, locale: str
+    ) -> OutgoingMessage:
+        values = dict(exc.values)
+        values.setdefault("command", spec.name if spec else "")
+        values.setdefault("usage", spec.usage if spec else "")
+        try:
+            return self.services.renderer.message(exc.template, locale, **values)
+        except Exception:
+            log.exception("error template %s failed", exc.template)
+            return self.services.renderer.message("errors/generic.j2", locale, **values)
+
+    async def _send(
+        self, event: Event, gateway: ChatGateway, replies: list[OutgoingMessage]
+    ) -> list[OutgoingMessage]:
+        reply_to = None if isinstance(event, ButtonPressed) else getattr(event, "message_id", None)
+        sent: list[OutgoingMessage] = []
+        for message in replies:
+            try:
+                if message.private and not gateway.capabilities.ephemeral:
+                    try:
+                        await gateway.send_private(event.actor, message)
+                    except PrivateMessageUnavailable:
+                        await gateway.send(event.chat, message, reply_to=reply_to)
+                else:
+                    await gateway.send(event.chat, message, reply_to=reply_to)
+                sent.append(message)
+            except Exception:
+                log.exception("reply to event %s could not be sent", event.key)
+        return sent
+
+
+def _as_list(reply: Reply) -> list[OutgoingMessage]:
+    if reply is None:
+        return []
+    if isinstance(reply, OutgoingMessage):
+        return [reply]
+    return list(reply)

@@ -1,0 +1,48 @@
+"""`/help`: the command list, generated from the routers' registry, in the community's locale."""
+
+from __future__ import annotations
+
+from handlers.core.args import Param, Word
+from handlers.core.context import HandlerContext
+from handlers.core.errors import UserInputError
+from handlers.core.events import CommandEvent
+from handlers.core.outgoing import OutgoingMessage
+from handlers.core.router import CommandSpec, Router
+
+router = Router("help")
+
+
+def _entry(spec: CommandSpec, catalog: dict[str, dict[str, str]]) -> dict[str, object]:
+    texts = catalog.get(spec.name, {})
+    return {
+        "name": spec.name,
+        "usage": texts.get("usage") or spec.usage,
+        "help": texts.get("help", ""),
+        "details": texts.get("details", ""),
+        "aliases": spec.aliases,
+        "manager_only": spec.manager_only,
+    }
+
+
+@router.command(
+    "help", params=[Param("command", Word(label="command"), required=False)], aliases=["start"]
+)
+async def show_help(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
+    """List every command, or explain one (`/help stats`)."""
+    catalog = ctx.renderer.catalog(ctx.locale).get("commands", {})
+    specs = ctx.dispatcher.visible_commands()
+    wanted = ctx.args.command
+    if wanted:
+        name = wanted.lstrip("/").lower()
+        matches = [
+            s for s in specs if s.name == name or name in s.aliases or s.name.startswith(name + " ")
+        ]
+        if not matches:
+            raise UserInputError("errors/unknown_command.j2", name=name, suggestion=None)
+        return ctx.render("help_command.j2", commands=[_entry(s, catalog) for s in matches])
+    entries = [_entry(s, catalog) for s in specs]
+    return ctx.render(
+        "help.j2",
+        member_commands=[e for e in entries if not e["manager_only"]],
+        manager_commands=[e for e in entries if e["manager_only"]],
+    )

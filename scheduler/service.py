@@ -1,0 +1,114 @@
+"""Timers: a thin layer over APScheduler's asyncio scheduler with a memory job store.
+
+Jobs are registered by name at wiring time and scheduled by key with JSON-able keyword
+arguments, so nothing pickled lives anywhere: the database holds what should happen
+and features rebuild their timers from it at start-up (`reconcile` hooks).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.date import DateTrigger
+
+log = logging.getLogger(__name__)
+
+JobFunction = Callable[..., Awaitable[None]]
+Reconciler = Callable[["SchedulerService"], Awaitable[None]]
+
+
+class UnknownJob(KeyError):
+    """A timer names a job function nobody registered."""
+
+
+class SchedulerService:
+    """Start, stop and keyed add/replace/remove of timers; jobs never crash the loop."""
+
+    def __init__(self, *, misfire_grace_seconds: int = 300) -> None:
+        self._functions: dict[str, JobFunction] = {}
+        self._reconcilers: list[Reconciler] = []
+        self._scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": misfire_grace_seconds,
+            },
+        )
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
+
+    def register(self, name: str, function: JobFunction) -> None:
+        """Make `function` schedulable under `name` (done once, in `bot/app.py`)."""
+        if name in self._functions:
+            raise ValueError(f"job {name!r} registered twice")
+        self._functions[name] = function
+
+    def on_start(self, reconciler: Reconciler) -> None:
+        """Run `reconciler` at start-up to rebuild timers from the database."""
+        self._reconcilers.append(reconciler)
+
+    async def start(self) -> None:
+        if not self.running:
+            self._scheduler.start()
+            for reconcile in self._reconcilers:
+                await reconcile(self)
+
+    def shutdown(self) -> None:
+        if self.running:
+            self._scheduler.shutdown(wait=False)
+
+    def schedule(
+        self, key: str, job: str, when: BaseTrigger | datetime, **kwargs: Any
+    ) -> datetime | None:
+        """Add or replace the timer `key`; returns its next run time (UTC)."""
+        if job not in self._functions:
+            raise UnknownJob(job)
+        json.dumps(kwargs)  # refuse anything that could not be rebuilt from the database
+        trigger = DateTrigger(run_date=when) if isinstance(when, datetime) else when
+        added = self._scheduler.add_job(
+            self._run,
+            trigger=trigger,
+            id=key,
+            name=job,
+            args=(key, job),
+            kwargs=kwargs,
+            replace_existing=True,
+        )
+        return getattr(added, "next_run_time", None)
+
+    def cancel(self, key: str) -> bool:
+        """Remove the timer `key`; False when there was none."""
+        if self._scheduler.get_job(key) is None:
+            return False
+        self._scheduler.remove_job(key)
+        return True
+
+    def next_run(self, key: str) -> datetime | None:
+        job = self._scheduler.get_job(key)
+        return getattr(job, "next_run_time", None) if job else None
+
+    def keys(self) -> list[str]:
+        return sorted(job.id for job in self._scheduler.get_jobs())
+
+    async def run_now(self, job: str, **kwargs: Any) -> None:
+        """Run a registered job immediately (managers' "now" commands, tests)."""
+        await self._run(f"now:{job}", job, **kwargs)
+
+    async def _run(self, key: str, job: str, **kwargs: Any) -> None:
+        function = self._functions.get(job)
+        if function is None:
+            log.error("timer %s names unknown job %s", key, job)
+            return
+        try:
+            await function(**kwargs)
+        except Exception:
+            log.exception("timer %s (job %s) failed", key, job)

@@ -1,0 +1,597 @@
+"""Activity logging: an in-memory queue drained by a batched writer that keeps rollups current.
+
+The router calls `ActivityWriter.record` for every message, reaction, join and leave; it
+only awaits when the queue is full (back-pressure, never dropping). A background task
+writes each batch in one transaction: raw events with `ON CONFLICT DO NOTHING` (so a
+replayed update is harmless), then the (community, day) and (community, day, member)
+counters and the memberships, computed from only the rows that were actually new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import IntEnum
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.db import Database
+from storage.models import (
+    ActivityEvent,
+    Chat,
+    Community,
+    CommunityDay,
+    Member,
+    MemberDay,
+    Membership,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ActivityKind(IntEnum):
+    MESSAGE = 1
+    REACTION = 2
+    JOIN = 3
+    LEAVE = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityRecord:
+    """One thing a member did, as plain values (a few hundred bytes to buffer)."""
+
+    kind: ActivityKind
+    platform: str
+    community_key: str
+    chat_key: str
+    member_key: str
+    member_name: str
+    at: datetime
+    event_key: str
+    community_title: str | None = None
+    chat_title: str | None = None
+    chat_kind: str = "group"
+    member_username: str | None = None
+    content: str | None = None
+    length: int = 0
+    is_reply: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CommunityDefaults:
+    """Settings a community gets the first time the bot sees it."""
+
+    timezone: str = "UTC"
+    locale: str = "en"
+
+
+@lru_cache(maxsize=512)
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _dialect_insert(session: AsyncSession) -> Any:
+    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+
+
+class _LRU(OrderedDict[Any, Any]):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
+@dataclass
+class IdCache:
+    """Platform keys -> database ids for chats and members, which never change once made."""
+
+    chats: _LRU = field(default_factory=lambda: _LRU(50_000))
+    members: _LRU = field(default_factory=lambda: _LRU(200_000))
+
+
+@dataclass
+class BatchResult:
+    written: int = 0
+    duplicates: int = 0
+
+
+def _later(new: Any, old: Any) -> Any:
+    """SQL for "the later of two nullable timestamps", portable to SQLite and PostgreSQL."""
+    return case((new.is_(None), old), (old.is_(None), new), (new > old, new), else_=old)
+
+
+def _earlier(new: Any, old: Any) -> Any:
+    return case((new < old, new), else_=old)
+
+
+async def _community_ids(
+    session: AsyncSession, records: Sequence[ActivityRecord], defaults: CommunityDefaults
+) -> dict[tuple[str, str], tuple[int, str]]:
+    """Find or create the communities in a batch; returns key -> (id, time zone)."""
+    wanted: dict[tuple[str, str], ActivityRecord] = {}
+    for rec in records:
+        wanted.setdefault((rec.platform, rec.community_key), rec)
+    query = select(Community.platform, Community.external_id, Community.id, Community.timezone)
+    cond = tuple_(Community.platform, Community.external_id).in_(list(wanted))
+    found = {(p, e): (i, tz) for p, e, i, tz in (await session.execute(query.where(cond))).all()}
+    missing = [k for k in wanted if k not in found]
+    if missing:
+        insert = _dialect_insert(session)
+        rows = [
+            {
+                "platform": p,
+                "external_id": e,
+                "title": (wanted[(p, e)].community_title or "")[:256] or None,
+                "timezone": defaults.timezone,
+                "locale": defaults.locale,
+                "settings": {},
+                "created_at": wanted[(p, e)].at,
+            }
+            for p, e in missing
+        ]
+        await session.execute(insert(Community).on_conflict_do_nothing(), rows)
+        cond = tuple_(Community.platform, Community.external_id).in_(missing)
+        for p, e, i, tz in (await session.execute(query.where(cond))).all():
+            found[(p, e)] = (i, tz)
+    return found
+
+
+async def _chat_ids(
+    session: AsyncSession,
+    records: Sequence[ActivityRecord],
+    communities: dict[tuple[str, str], tuple[int, str]],
+    cache: IdCache,
+    learned: dict[Any, int],
+) -> dict[tuple[int, str], int]:
+    ids: dict[tuple[int, str], int] = {}
+    missing: dict[tuple[int, str], ActivityRecord] = {}
+    for rec in records:
+        key = (communities[(rec.platform, rec.community_key)][0], rec.chat_key)
+        if key in ids or key in missing:
+            continue
+        cached = cache.chats.get(key)
+        if cached is not None:
+            ids[key] = cached
+        else:
+            missing[key] = rec
+    if missing:
+        insert = _dialect_insert(session)
+        rows = [
+            {
+                "community_id": cid,
+                "external_id": ext,
+                "title": (rec.chat_title or "")[:256] or None,
+                "kind": rec.chat_kind,
+            }
+            for (cid, ext), rec in missing.items()
+        ]
+        await session.execute(insert(Chat).on_conflict_do_nothing(), rows)
+        query = select(Chat.community_id, Chat.external_id, Chat.id).where(
+            tuple_(Chat.community_id, Chat.external_id).in_(list(missing))
+        )
+        for cid, ext, chat_id in (await session.execute(query)).all():
+            ids[(cid, ext)] = chat_id
+            learned[("chat", cid, ext)] = chat_id
+    return ids
+
+
+async def _member_ids(
+    session: AsyncSession,
+    records: Sequence[ActivityRecord],
+    cache: IdCache,
+    learned: dict[Any, int],
+) -> dict[tuple[str, str], int]:
+    ids: dict[tuple[str, str], int] = {}
+    missing: dict[tuple[str, str], ActivityRecord] = {}
+    for rec in records:
+        key = (rec.platform, rec.member_key)
+        if key in ids or key in missing:
+            continue
+        cached = cache.members.get(key)
+        if cached is not None:
+            ids[key] = cached
+        else:
+            missing[key] = rec
+    if missing:
+        insert = _dialect_insert(session)
+        rows = [
+            {
+                "platform": p,
+                "external_id": ext,
+                "display_name": rec.member_name[:256],
+                "username": (rec.member_username or "")[:64] or None,
+                "is_bot": False,
+                "first_seen_at": rec.at,
+            }
+            for (p, ext), rec in missing.items()
+        ]
+        stmt = insert(Member)
+        # A known member's name may have changed since we last saw them.
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[Member.platform, Member.external_id],
+            set_={"display_name": stmt.excluded.display_name, "username": stmt.excluded.username},
+        )
+        await session.execute(stmt, rows)
+        query = select(Member.platform, Member.external_id, Member.id).where(
+            tuple_(Member.platform, Member.external_id).in_(list(missing))
+        )
+        for p, ext, member_id in (await session.execute(query)).all():
+            ids[(p, ext)] = member_id
+            learned[("member", p, ext)] = member_id
+    return ids
+
+
+@dataclass(slots=True)
+class _MemberDelta:
+    messages: int = 0
+    reactions: int = 0
+    replies: int = 0
+    characters: int = 0
+
+
+@dataclass(slots=True)
+class _CommunityDelta:
+    messages: int = 0
+    active_members: int = 0
+    joins: int = 0
+    leaves: int = 0
+    reactions: int = 0
+    replies: int = 0
+
+
+async def write_batch(
+    session: AsyncSession,
+    records: Sequence[ActivityRecord],
+    *,
+    defaults: CommunityDefaults = CommunityDefaults(),
+    cache: IdCache | None = None,
+) -> BatchResult:
+    """Write one batch in the caller's transaction: raw events, rollups and memberships.
+
+    Replays are harmless: only events whose key was new change any counter. The caller
+    commits; `cache` is only updated by `ActivityWriter` after the commit succeeded.
+    """
+    if not records:
+        return BatchResult()
+    cache = cache if cache is not None else IdCache()
+    learned: dict[Any, int] = {}
+    communities = await _community_ids(session, records, defaults)
+    chats = await _chat_ids(session, records, communities, cache, learned)
+    members = await _member_ids(session, records, cache, learned)
+    session.info.setdefault("activity_learned", {}).update(learned)
+
+    # Resolve and de-duplicate inside the batch (PostgreSQL refuses to touch a row twice).
+    rows: dict[tuple[int, str], dict[str, Any]] = {}
+    resolved: dict[tuple[int, str], tuple[ActivityRecord, int, int, str]] = {}
+    for rec in records:
+        community_id, tz = communities[(rec.platform, rec.community_key)]
+        chat_id = chats[(community_id, rec.chat_key)]
+        key = (chat_id, rec.event_key[:128])
+        if key in rows:
+            continue
+        member_id = members[(rec.platform, rec.member_key)]
+        rows[key] = {
+            "community_id": community_id,
+            "chat_id": chat_id,
+            "member_id": member_id,
+            "kind": int(rec.kind),
+            "content": rec.content,
+            "length": max(0, rec.length),
+            "is_reply": rec.is_reply,
+            "occurred_at": rec.at,
+            "event_key": key[1],
+        }
+        resolved[key] = (rec, community_id, member_id, tz)
+
+    insert = _dialect_insert(session)
+    stmt = (
+        insert(ActivityEvent)
+        .on_conflict_do_nothing(index_elements=[ActivityEvent.chat_id, ActivityEvent.event_key])
+        .returning(ActivityEvent.chat_id, ActivityEvent.event_key)
+    )
+    new_keys = {(c, k) for c, k in (await session.execute(stmt, list(rows.values()))).all()}
+
+    member_days: dict[tuple[int, date, int], _MemberDelta] = {}
+    community_days: dict[tuple[int, date], _CommunityDelta] = {}
+    memberships: dict[tuple[int, int], dict[str, Any]] = {}
+    for key in new_keys:
+        rec, community_id, member_id, tz = resolved[key]
+        day = rec.at.astimezone(zone(tz)).date()
+        cday = community_days.setdefault((community_id, day), _CommunityDelta())
+        ms = memberships.setdefault(
+            (community_id, member_id),
+            {"first": rec.at, "last": rec.at, "joined": None, "left": None},
+        )
+        ms["first"] = min(ms["first"], rec.at)
+        ms["last"] = max(ms["last"], rec.at)
+        if rec.kind is ActivityKind.MESSAGE or rec.kind is ActivityKind.REACTION:
+            mday = member_days.setdefault((community_id, day, member_id), _MemberDelta())
+            if rec.kind is ActivityKind.MESSAGE:
+                mday.messages += 1
+                mday.characters += max(0, rec.length)
+                cday.messages += 1
+                if rec.is_reply:
+                    mday.replies += 1
+                    cday.replies += 1
+            else:
+                mday.reactions += 1
+                cday.reactions += 1
+        elif rec.kind is ActivityKind.JOIN:
+            cday.joins += 1
+            ms["joined"] = max(ms["joined"] or rec.at, rec.at)
+        elif rec.kind is ActivityKind.LEAVE:
+            cday.leaves += 1
+            ms["left"] = max(ms["left"] or rec.at, rec.at)
+
+    if member_days:
+        stmt = insert(MemberDay)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[MemberDay.community_id, MemberDay.day, MemberDay.member_id],
+            set_={
+                col: getattr(MemberDay, col) + getattr(stmt.excluded, col)
+                for col in ("messages", "reactions", "replies", "characters")
+            },
+        ).returning(MemberDay.community_id, MemberDay.day, MemberDay.member_id, MemberDay.messages)
+        params = [
+            {
+                "community_id": cid,
+                "day": day,
+                "member_id": mid,
+                "messages": d.messages,
+                "reactions": d.reactions,
+                "replies": d.replies,
+                "characters": d.characters,
+            }
+            for (cid, day, mid), d in member_days.items()
+        ]
+        for cid, day, mid, total in (await session.execute(stmt, params)).all():
+            added = member_days[(cid, day, mid)].messages
+            # The row's total equals what this batch added: the member became active today.
+            if added and total == added:
+                community_days[(cid, day)].active_members += 1
+
+    if community_days:
+        stmt = insert(CommunityDay)
+        counters = ("messages", "active_members", "joins", "leaves", "reactions", "replies")
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[CommunityDay.community_id, CommunityDay.day],
+            set_={c: getattr(CommunityDay, c) + getattr(stmt.excluded, c) for c in counters},
+        )
+        params = [
+            {"community_id": cid, "day": day, **{c: getattr(d, c) for c in counters}}
+            for (cid, day), d in community_days.items()
+        ]
+        await session.execute(stmt, params)
+
+    if memberships:
+        stmt = insert(Membership)
+        ex = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[Membership.community_id, Membership.member_id],
+            set_={
+                "first_seen_at": _earlier(ex.first_seen_at, Membership.first_seen_at),
+                "last_seen_at": _later(ex.last_seen_at, Membership.last_seen_at),
+                "joined_at": _later(ex.joined_at, Membership.joined_at),
+                "left_at": _later(ex.left_at, Membership.left_at),
+            },
+        )
+        params = [
+            {
+                "community_id": cid,
+                "member_id": mid,
+                "first_seen_at": m["first"],
+                "last_seen_at": m["last"],
+                "joined_at": m["joined"],
+                "left_at": m["left"],
+            }
+            for (cid, mid), m in memberships.items()
+        ]
+        await session.execute(stmt, params)
+
+    return BatchResult(written=len(new_keys), duplicates=len(records) - len(new_keys))
+
+
+@dataclass
+class WriterStats:
+    written: int = 0
+    duplicates: int = 0
+    batches: int = 0
+    failed_attempts: int = 0
+    dropped: int = 0
+
+
+class _FlushRequest:
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
+_TRANSIENT = (OperationalError, InterfaceError, OSError, ConnectionError)
+
+
+class ActivityWriter:
+    """Buffers activity records and writes them in batches by size and by time."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        defaults: CommunityDefaults = CommunityDefaults(),
+        batch_size: int = 500,
+        flush_interval: float = 1.0,
+        queue_size: int = 20_000,
+        retry_delays: Sequence[float] = (0.2, 0.5, 1.0, 2.0, 5.0),
+    ) -> None:
+        self.db = db
+        self.defaults = defaults
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.retry_delays = tuple(retry_delays)
+        self.cache = IdCache()
+        self.stats = WriterStats()
+        self._queue: asyncio.Queue[ActivityRecord | _FlushRequest] = asyncio.Queue(queue_size)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="activity-writer")
+
+    async def record(self, record: ActivityRecord) -> None:
+        """Queue a record; waits only while the queue is full."""
+        await self._queue.put(record)
+
+    async def record_many(self, records: Iterable[ActivityRecord]) -> None:
+        for record in records:
+            await self._queue.put(record)
+
+    async def flush(self) -> None:
+        """Return once everything recorded before this call is committed."""
+        if self._task is None or self._task.done():
+            await self._drain_inline()
+            return
+        request = _FlushRequest()
+        await self._queue.put(request)
+        await request.done
+
+    async def stop(self) -> None:
+        """Flush everything, then end the background task."""
+        if self._task is not None and not self._task.done():
+            await self.flush()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._task = None
+        await self._drain_inline()
+
+    async def _drain_inline(self) -> None:
+        batch: list[ActivityRecord] = []
+        waiting: list[_FlushRequest] = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, _FlushRequest):
+                waiting.append(item)
+            else:
+                batch.append(item)
+                if len(batch) >= self.batch_size:
+                    await self._write(batch)
+                    batch = []
+        await self._write(batch)
+        for request in waiting:
+            if not request.done.done():
+                request.done.set_result(None)
+
+    async def _collect(self) -> tuple[list[ActivityRecord], list[_FlushRequest]]:
+        loop = asyncio.get_running_loop()
+        first = await self._queue.get()
+        batch: list[ActivityRecord] = []
+        flushes: list[_FlushRequest] = []
+        if isinstance(first, _FlushRequest):
+            flushes.append(first)
+            return batch, flushes
+        batch.append(first)
+        deadline = loop.time() + self.flush_interval
+        while len(batch) < self.batch_size:
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    async with asyncio.timeout(remaining):
+                        item = await self._queue.get()
+                except TimeoutError:
+                    break
+            if isinstance(item, _FlushRequest):
+                flushes.append(item)
+                break
+            batch.append(item)
+        return batch, flushes
+
+    async def _run(self) -> None:
+        while True:
+            batch, flushes = await self._collect()
+            await self._write(batch)
+            for request in flushes:
+                if not request.done.done():
+                    request.done.set_result(None)
+
+    async def _write(self, batch: list[ActivityRecord]) -> None:
+        if not batch:
+            return
+        attempt = 0
+        while True:
+            try:
+                await self._commit(batch)
+                return
+            except _TRANSIENT as exc:
+                # The database is unreachable: keep the batch; the full queue slows producers.
+                delay = self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
+                self.stats.failed_attempts += 1
+                log.warning("activity batch of %d not written (%s); retrying", len(batch), exc)
+                attempt += 1
+                await asyncio.sleep(delay)
+            except Exception:
+                # Refused (bad data, or a bug): find the culprits so the rest still lands.
+                self.stats.failed_attempts += 1
+                log.exception("activity batch of %d refused; isolating bad records", len(batch))
+                try:
+                    await self._write_isolating(batch)
+                    return
+                except _TRANSIENT:
+                    attempt += 1  # replaying the whole batch is safe: events are idempotent
+
+    async def _write_isolating(self, batch: list[ActivityRecord]) -> None:
+        """Split a refused batch until the records the database rejects are found and logged."""
+        if len(batch) == 1:
+            try:
+                await self._commit(batch)
+            except _TRANSIENT:
+                raise
+            except Exception:
+                self.stats.dropped += 1
+                log.exception("dropping an activity record the database refuses: %r", batch[0])
+            return
+        middle = len(batch) // 2
+        for half in (batch[:middle], batch[middle:]):
+            try:
+                await self._commit(half)
+            except _TRANSIENT:
+                raise
+            except Exception:
+                await self._write_isolating(half)
+
+    async def _commit(self, batch: list[ActivityRecord]) -> None:
+        async with self.db.sessions() as session:
+            async with session.begin():
+                result = await write_batch(session, batch, defaults=self.defaults, cache=self.cache)
+            learned = session.info.pop("activity_learned", {})
+        for key, value in learned.items():
+            if key[0] == "chat":
+                self.cache.chats.put((key[1], key[2]), value)
+            else:
+                self.cache.members.put((key[1], key[2]), value)
+        self.stats.written += result.written
+        self.stats.duplicates += result.duplicates
+        self.stats.batches += 1

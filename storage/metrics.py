@@ -1,0 +1,115 @@
+"""Aggregate queries for reports, read from the rollups (never from raw events)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import CommunityDay
+
+
+@dataclass(frozen=True, slots=True)
+class DayCounts:
+    """One community's counters for one local day."""
+
+    day: date
+    messages: int = 0
+    active_members: int = 0
+    joins: int = 0
+    leaves: int = 0
+    reactions: int = 0
+    replies: int = 0
+
+    @property
+    def net_growth(self) -> int:
+        return self.joins - self.leaves
+
+
+async def day_counts(
+    session: AsyncSession, community_id: int, days: Iterable[date]
+) -> dict[date, DayCounts]:
+    """Counters for each requested day; days without activity come back as zeros."""
+    wanted = list(days)
+    query = select(CommunityDay).where(
+        CommunityDay.community_id == community_id, CommunityDay.day.in_(wanted)
+    )
+    found = {row.day: row for row in (await session.execute(query)).scalars()}
+    result: dict[date, DayCounts] = {}
+    for day in wanted:
+        row = found.get(day)
+        result[day] = (
+            DayCounts(
+                day,
+                row.messages,
+                row.active_members,
+                row.joins,
+                row.leaves,
+                row.reactions,
+                row.replies,
+            )
+            if row
+            else DayCounts(day)
+        )
+    return result
+
+
+async def recount_from_events(
+    session: AsyncSession, community_id: int, timezone: str
+) -> dict[date, DayCounts]:
+    """Recount the day counters from raw events: a check of the rollups, never a report path."""
+    from zoneinfo import ZoneInfo
+
+    from storage.activity import ActivityKind
+    from storage.models import ActivityEvent
+
+    tz = ZoneInfo(timezone)
+    query = select(
+        ActivityEvent.kind,
+        ActivityEvent.member_id,
+        ActivityEvent.is_reply,
+        ActivityEvent.occurred_at,
+    ).where(ActivityEvent.community_id == community_id)
+    tallies: dict[date, dict[str, int]] = {}
+    active: dict[date, set[int]] = {}
+    for kind, member_id, is_reply, at in (await session.execute(query)).all():
+        day = at.astimezone(tz).date()
+        t = tallies.setdefault(
+            day, dict.fromkeys(("messages", "joins", "leaves", "reactions", "replies"), 0)
+        )
+        if kind == ActivityKind.MESSAGE:
+            t["messages"] += 1
+            t["replies"] += int(bool(is_reply))
+            active.setdefault(day, set()).add(member_id)
+        elif kind == ActivityKind.REACTION:
+            t["reactions"] += 1
+        elif kind == ActivityKind.JOIN:
+            t["joins"] += 1
+        elif kind == ActivityKind.LEAVE:
+            t["leaves"] += 1
+    return {
+        day: DayCounts(
+            day,
+            t["messages"],
+            len(active.get(day, ())),
+            t["joins"],
+            t["leaves"],
+            t["reactions"],
+            t["replies"],
+        )
+        for day, t in tallies.items()
+    }
+
+
+async def stored_days(session: AsyncSession, community_id: int) -> dict[date, DayCounts]:
+    """Every rollup row of a community."""
+    query = select(CommunityDay).where(CommunityDay.community_id == community_id)
+    return {
+        r.day: DayCounts(
+            r.day, r.messages, r.active_members, r.joins, r.leaves, r.reactions, r.replies
+        )
+        for r in (await session.execute(query)).scalars()
+    }
