@@ -59,7 +59,7 @@ async def _script_lines(
 ) -> AsyncIterator[str]:
     text = await asyncio.to_thread(path.read_text, encoding="utf-8")
     for line in text.splitlines():
-        if line.strip():
+        if line.strip() and not line.lstrip().startswith("#"):
             echo(f"{state.identity} › {line}" if ":" not in line.split(" ", 1)[0] else line)
         yield line
 

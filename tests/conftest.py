@@ -1,0 +1,120 @@
+"""Shared fixtures: databases (SQLite file, real PostgreSQL in a throwaway schema), services."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.app import build_dispatcher
+from handlers.core.context import Services
+from handlers.core.render import Renderer
+from handlers.core.router import Dispatcher
+from storage.activity import ActivityWriter, CommunityDefaults
+from storage.db import Database, async_url
+from tests.fakes import FakeClock, RecordingGateway
+
+POSTGRES_URL = os.environ.get(
+    "COMMOPS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+# CI sets this when the server answers, so a broken PostgreSQL path fails instead of skipping.
+POSTGRES_REQUIRED = os.environ.get("COMMOPS_TEST_POSTGRES") == "required"
+
+
+def _postgres_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+POSTGRES_UP = _postgres_answers()
+
+
+def _skip_or_fail_without_postgres() -> None:
+    if not POSTGRES_UP:
+        if POSTGRES_REQUIRED:
+            pytest.fail("PostgreSQL is required (COMMOPS_TEST_POSTGRES=required) but not answering")
+        pytest.skip("PostgreSQL is not answering on 127.0.0.1:5432")
+
+
+async def _sqlite_db(tmp_path) -> AsyncIterator[Database]:
+    db = Database(f"sqlite:///{tmp_path / 'commops-test.db'}")
+    await db.migrate()
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+async def _postgres_db() -> AsyncIterator[Database]:
+    _skip_or_fail_without_postgres()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(async_url(POSTGRES_URL))
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    db = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
+    try:
+        await db.migrate()
+        yield db
+    finally:
+        await db.dispose()
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def any_db(request, tmp_path) -> AsyncIterator[Database]:
+    """The migrated database on each backend: the storage contract runs on both."""
+    source = _sqlite_db(tmp_path) if request.param == "sqlite" else _postgres_db()
+    async for db in source:
+        yield db
+
+
+@pytest.fixture
+async def db(tmp_path) -> AsyncIterator[Database]:
+    """A migrated SQLite database in a temporary file (the embedded default)."""
+    async for database in _sqlite_db(tmp_path):
+        yield database
+
+
+@pytest.fixture
+async def pg_db() -> AsyncIterator[Database]:
+    async for database in _postgres_db():
+        yield database
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def gateway() -> RecordingGateway:
+    return RecordingGateway()
+
+
+@pytest.fixture
+async def services(db: Database, clock: FakeClock) -> AsyncIterator[Services]:
+    writer = ActivityWriter(db, batch_size=100, flush_interval=0.05)
+    await writer.start()
+    yield Services(
+        db=db,
+        activity=writer,
+        renderer=Renderer(),
+        clock=clock,
+        defaults=CommunityDefaults("UTC", "en"),
+    )
+    await writer.stop()
+
+
+@pytest.fixture
+def dispatcher(services: Services) -> Dispatcher:
+    return build_dispatcher(services)

@@ -1,0 +1,102 @@
+"""The `commops` command as a newcomer uses it: version, migrate, run a script, demo."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot import __version__
+from bot.cli import main
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Run in an empty directory and give the root logger back as it was."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("COMMOPS_DATABASE_URL", raising=False)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"commops {__version__}"
+
+
+def test_migrate_creates_the_default_sqlite_database_and_is_idempotent(tmp_path, capsys):
+    assert main(["migrate"]) == 0
+    assert "schema migrated from empty to 0001" in capsys.readouterr().out
+    assert main(["migrate"]) == 0
+    assert "already up to date (0001)" in capsys.readouterr().out
+    with sqlite3.connect(tmp_path / "commops.db") as conn:
+        tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
+    assert {"communities", "members", "activity_events", "community_days"} <= tables
+
+
+def test_run_with_a_script_uses_the_console_and_the_config(tmp_path, capsys):
+    (tmp_path / "commops.toml").write_text(
+        '[defaults]\nlocale = "zh"\n[console]\nidentity = "mia"\n[logging]\nlevel = "WARNING"\n',
+        encoding="utf-8",
+    )
+    script = tmp_path / "chat.txt"
+    script.write_text("hi\n/as alice\n/settings\n/help\n", encoding="utf-8")
+    assert main(["run", "--script", str(script)]) == 0
+    out = capsys.readouterr().out
+    assert "mia › hi" in out
+    assert "🔒 只有社群管理员可以使用 /settings。" in out
+    assert "**命令列表**" not in out and "命令列表" in out
+    assert (tmp_path / "commops.db").exists()
+
+
+def test_config_flag_is_accepted_after_the_subcommand(tmp_path, capsys):
+    config = tmp_path / "other.toml"
+    config.write_text('[database]\nurl = "sqlite:///other.db"\n', encoding="utf-8")
+    assert main(["migrate", "--config", str(config)]) == 0
+    assert (tmp_path / "other.db").exists()
+
+
+def test_demo_ends_with_stats_and_a_verified_recount(capsys):
+    assert main(["demo", "--members", "12", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "Simulating 12 members" in out
+    assert "📊 Demo community — activity" in out
+    assert "💬 Messages:" in out and "🙋 Active members:" in out
+    assert "✓ rollups match a recount of all" in out
+
+
+def test_demo_in_chinese(capsys):
+    assert main(["demo", "--members", "8", "--locale", "zh"]) == 0
+    assert "💬 消息：" in capsys.readouterr().out
+
+
+def test_the_console_exits_cleanly_at_end_of_input(tmp_path):
+    # As a newcomer would run it, with stdin closed: the bot starts, reads nothing, stops.
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        cwd=tmp_path,
+        input="/stats\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "commops console" in result.stdout
+    assert "Console community — activity" in result.stdout
+    assert "commops stopped" in result.stderr
+    assert Path(tmp_path / "commops.db").exists()
