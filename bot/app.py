@@ -80,7 +80,7 @@ class CommopsApp:
         *,
         clock: Clock | None = None,
         console_script: Path | None = None,
-        write: Callable[[str], None] = print,
+        write: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
@@ -124,13 +124,15 @@ class CommopsApp:
         if name == "console":
             from bot.console_adapter.adapter import ConsoleAdapter
 
-            return ConsoleAdapter(
+            console = ConsoleAdapter(
                 identity=self.config.console.identity,
                 manager=self.config.console.manager,
                 script=self.console_script,
-                write=self.write,
                 clock=self.clock,
             )
+            if self.write is not None:
+                console.write = console.gateway.write = self.write
+            return console
         raise ConfigError(f"bot.adapters: no adapter called {name!r}")
 
     async def run(self, stop: asyncio.Event | None = None) -> None:

@@ -100,3 +100,80 @@ def test_the_console_exits_cleanly_at_end_of_input(tmp_path):
     assert "Console community — activity" in result.stdout
     assert "commops stopped" in result.stderr
     assert Path(tmp_path / "commops.db").exists()
+
+
+def test_sigterm_flushes_buffered_activity_before_exit(tmp_path):
+    import signal
+    import time
+
+    # A long flush interval: only the graceful stop can have written these rows.
+    (tmp_path / "commops.toml").write_text(
+        "[activity]\nflush_interval = 60\nbatch_size = 10000\n", encoding="utf-8"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"],
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write("one\ntwo\nthree\n/help\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 30
+        seen = ""
+        while "Send /help followed by a command name" not in seen:
+            assert time.monotonic() < deadline, seen
+            seen += proc.stdout.readline()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "activity written: 4" in err
+    with sqlite3.connect(tmp_path / "commops.db") as conn:
+        assert conn.execute("select count(*) from activity_events").fetchone()[0] == 4
+        assert conn.execute("select messages from community_days").fetchone()[0] == 4
+
+
+@pytest.fixture
+def postgres_database_url():
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    import asyncio
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from storage.db import async_url
+    from tests.conftest import POSTGRES_URL, _skip_or_fail_without_postgres
+
+    _skip_or_fail_without_postgres()
+    name = f"commops_cli_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        engine = create_async_engine(async_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+        await engine.dispose()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.mark.postgres
+def test_postgresql_needs_migrate_then_runs(postgres_database_url, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COMMOPS_DATABASE_URL", postgres_database_url)
+    script = tmp_path / "chat.txt"
+    script.write_text("hello\n/stats\n", encoding="utf-8")
+    assert main(["run", "--script", str(script)]) == 2
+    assert "run `commops migrate`" in capsys.readouterr().err
+    assert main(["migrate"]) == 0
+    assert "schema migrated from empty to 0001" in capsys.readouterr().out
+    assert main(["run", "--script", str(script)]) == 0
+    assert "💬 Messages: 2 · yesterday 0 (+2)" in capsys.readouterr().out

@@ -19,6 +19,11 @@ from bot.console_adapter.translate import (
 from handlers.core.clock import Clock, SystemClock
 from handlers.core.router import Dispatcher
 
+
+def _print_now(text: str) -> None:
+    print(text, flush=True)
+
+
 BANNER = (
     "commops console — you are {who} in a test community. Type messages or /help.\n"
     "Console controls: /as NAME (or /as @NAME for a manager), NAME: text, /join NAME, "
@@ -75,7 +80,7 @@ class ConsoleAdapter:
         identity: str = "you",
         manager: bool = True,
         script: Path | None = None,
-        write: Callable[[str], None] = print,
+        write: Callable[[str], None] = _print_now,
         clock: Clock | None = None,
     ) -> None:
         self.state = ConsoleState(identity=identity)
