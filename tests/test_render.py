@@ -61,3 +61,13 @@ def test_unknown_locale_falls_back_to_the_default():
     assert renderer.render("errors/forbidden.j2", "xx", command="stats") == (
         "🔒 Only the community's managers can use /stats."
     )
+
+
+@pytest.mark.parametrize("template", ["errors/bad_argument.j2", "errors/user_input.j2"])
+@pytest.mark.parametrize("locale", LOCALES)
+def test_usage_stands_in_its_own_paragraph(template, locale):
+    text = Renderer().render(
+        template, locale, problem="missing", label="x", message="Nope.", usage="/cmd <x>"
+    )
+    problem, usage = text.split("\n\n")
+    assert problem.startswith("⚠️ ") and "`/cmd <x>`" in usage

@@ -131,10 +131,22 @@ _WEEKDAYS = {
 def zoned(day: date, at: time, tz: ZoneInfo, original: str) -> datetime:
     """Local wall time -> aware UTC, refusing times that a DST jump skips."""
     local = datetime.combine(day, at, tzinfo=tz)
-    round_trip = local.astimezone(UTC).astimezone(tz)
+    try:
+        in_utc = local.astimezone(UTC)
+        round_trip = in_utc.astimezone(tz)
+    except OverflowError:  # 9999-12-31 in a zone behind UTC, 0001-01-01 ahead of it
+        raise BadArgument("bad_date", value=original) from None
     if round_trip.replace(tzinfo=None) != local.replace(tzinfo=None):
         raise BadArgument("nonexistent_time", value=original, tz=str(tz))
-    return local.astimezone(UTC)
+    return in_utc
+
+
+def _later(now: datetime, delta: timedelta, original: str) -> datetime:
+    """`now + delta`, refusing (instead of crashing on) results past the year 9999."""
+    try:
+        return now + delta
+    except OverflowError:
+        raise BadArgument("when", value=original) from None
 
 
 def _parse_clock(text: str) -> time | None:
@@ -152,11 +164,13 @@ def parse_when(tokens: Sequence[Token], i: int, env: ParseEnv) -> tuple[datetime
         raise BadArgument("missing_when")
     first = tokens[i].value.strip()
     word = first.lower()
-    local_now = env.now.astimezone(env.tz)
+    now = env.now.astimezone(UTC)
+    local_now = now.astimezone(env.tz)
     if word in ("in", "过") and i + 1 < len(tokens):
-        return env.now + parse_duration(tokens[i + 1].value), 2
+        after = tokens[i + 1].value
+        return _later(now, parse_duration(after), f"{first} {after}"), 2
     if word.startswith("+"):
-        return env.now + parse_duration(word[1:]), 1
+        return _later(now, parse_duration(word[1:]), first), 1
     if word in _DAY_WORDS or word in _WEEKDAYS:
         if word in _DAY_WORDS:
             day = local_now.date() + timedelta(days=_DAY_WORDS[word])
@@ -167,13 +181,13 @@ def parse_when(tokens: Sequence[Token], i: int, env: ParseEnv) -> tuple[datetime
         if at is None:
             raise BadArgument("when_needs_time", value=first)
         result = zoned(day, at, env.tz, f"{first} {tokens[i + 1].value}")
-        if word in _WEEKDAYS and result <= env.now:
+        if word in _WEEKDAYS and result <= now:
             result = zoned(day + timedelta(days=7), at, env.tz, first)
         return result, 2
     at = _parse_clock(first)
     if at is not None:
         result = zoned(local_now.date(), at, env.tz, first)
-        if result <= env.now:
+        if result <= now:
             result = zoned(local_now.date() + timedelta(days=1), at, env.tz, first)
         return result, 1
     m = _DATE.fullmatch(first)
@@ -194,7 +208,10 @@ def parse_when(tokens: Sequence[Token], i: int, env: ParseEnv) -> tuple[datetime
         else:
             if parsed.tzinfo is None:
                 return zoned(parsed.date(), parsed.time(), env.tz, first), 1
-            return parsed.astimezone(UTC), 1
+            try:
+                return parsed.astimezone(UTC), 1
+            except OverflowError:
+                raise BadArgument("bad_date", value=first) from None
     raise BadArgument("when", value=first)
 
 
@@ -289,7 +306,8 @@ class TimeZoneName:
             raise BadArgument("timezone", value=raw)
         try:
             ZoneInfo(raw)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            # OSError: a folder of the zone database such as `America` (IsADirectoryError).
             raise BadArgument("timezone", value=raw) from None
         return raw, 1
 
@@ -369,13 +387,38 @@ def _option_name(token: Token) -> tuple[str, str | None] | None:
 
 
 def _without_spans(text: str, start: int, spans: list[tuple[int, int]]) -> str:
+    """`text[start:]` with the option spans cut out, otherwise exactly as typed.
+
+    Each cut becomes one space, or as many line breaks as stood on either side of it, so
+    `Title --pin⏎body` keeps its line break.
+    """
     pieces, pos = [], start
     for s, e in sorted(spans):
         if s >= pos:
             pieces.append(text[pos:s])
             pos = e
     pieces.append(text[pos:])
-    return " ".join(p.strip() for p in pieces if p.strip())
+    out: list[str] = []
+    breaks = 0  # line breaks seen next to the cut(s) since the last kept piece
+    for piece in pieces:
+        core = piece.strip()
+        if not core:
+            breaks = max(breaks, piece.count("\n"))
+            continue
+        lead = piece[: len(piece) - len(piece.lstrip())]
+        if out:
+            out.append("\n" * max(breaks, lead.count("\n")) or " ")
+        out.append(core)
+        breaks = piece[len(piece.rstrip()) :].count("\n")
+    return "".join(out)
+
+
+def _unknown_option(token: Token, options: Sequence[Option]) -> BadArgument:
+    return BadArgument(
+        "unknown_option",
+        value=token.value,
+        known=", ".join(f"--{o.name}" for o in options),
+    )
 
 
 def parse_args(
@@ -427,6 +470,10 @@ def parse_args(
 
     k = 0
     for param in params:
+        # An undeclared `--x` where a parameter (or the rest text) starts is a mistyped
+        # option, not a value; quote it to mean it literally. Inside the rest text it stays.
+        if k < len(positional) and _option_name(positional[k]) is not None:
+            raise _unknown_option(positional[k], options)
         if isinstance(param.type, Text):
             rest = positional[k:]
             if not rest:
@@ -454,11 +501,7 @@ def parse_args(
     if k < len(positional):
         extra = positional[k]
         if _option_name(extra) is not None:
-            raise BadArgument(
-                "unknown_option",
-                value=extra.value,
-                known=", ".join(f"--{o.name}" for o in options),
-            )
+            raise _unknown_option(extra, options)
         raise BadArgument("unexpected", value=extra.value)
     return ParsedArgs(values)
 

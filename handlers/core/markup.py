@@ -31,7 +31,9 @@ class Safe(str):
 
 @lru_cache(maxsize=1)
 def _parser() -> MarkdownIt:
-    return MarkdownIt("zero").enable(["emphasis", "backticks", "link", "escape", "newline"])
+    # No "newline" rule: it trims spaces around line breaks, so an escaped value with
+    # indented lines would not come out literally. A line break stays in the text token.
+    return MarkdownIt("zero").enable(["emphasis", "backticks", "link", "escape"])
 
 
 def _inline_tokens(text: str) -> list[Token]:
