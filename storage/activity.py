@@ -98,7 +98,7 @@ class _LRU(OrderedDict[Any, Any]):
 
 @dataclass
 class IdCache:
-    """Platform keys -> database ids for chats and members, which never change once made."""
+    """Platform keys -> database ids for chats, and -> (id, name, username) for members."""
 
     chats: _LRU = field(default_factory=lambda: _LRU(50_000))
     members: _LRU = field(default_factory=lambda: _LRU(200_000))
@@ -215,6 +215,11 @@ async def _chat_ids(
     return ids
 
 
+def _member_names(rec: ActivityRecord) -> tuple[str, str | None]:
+    """The display name and username as stored (column lengths applied)."""
+    return rec.member_name[:256], (rec.member_username or "")[:64] or None
+
+
 async def _member_ids(
     session: AsyncSession,
     records: Sequence[ActivityRecord],
@@ -223,32 +228,30 @@ async def _member_ids(
 ) -> dict[tuple[str, str], int]:
     ids: dict[tuple[str, str], int] = {}
     # The member's latest record in the batch (its name is the current one), and the earliest time.
-    missing: dict[tuple[str, str], ActivityRecord] = {}
+    latest: dict[tuple[str, str], ActivityRecord] = {}
     first_seen: dict[tuple[str, str], datetime] = {}
     for rec in records:
         key = (rec.platform, rec.member_key)
-        if key in ids:
-            continue
-        latest = missing.get(key)
-        if latest is not None:
-            if rec.at >= latest.at:
-                missing[key] = rec
-            first_seen[key] = min(first_seen[key], rec.at)
-            continue
+        seen = latest.get(key)
+        if seen is None or rec.at >= seen.at:
+            latest[key] = rec
+        first_seen[key] = min(first_seen.get(key, rec.at), rec.at)
+    missing: dict[tuple[str, str], ActivityRecord] = {}
+    for key, rec in latest.items():
         cached = cache.members.get(key)
-        if cached is not None:
-            ids[key] = cached
+        # A cached member is written again only when their name changed (a rename).
+        if cached is not None and cached[1:] == _member_names(rec):
+            ids[key] = cached[0]
         else:
             missing[key] = rec
-            first_seen[key] = rec.at
     if missing:
         insert = _dialect_insert(session)
         rows = [
             {
                 "platform": p,
                 "external_id": ext,
-                "display_name": rec.member_name[:256],
-                "username": (rec.member_username or "")[:64] or None,
+                "display_name": _member_names(rec)[0],
+                "username": _member_names(rec)[1],
                 "is_bot": False,
                 "first_seen_at": first_seen[(p, ext)],
             }
@@ -265,7 +268,7 @@ async def _member_ids(
         columns = (Member.platform, Member.external_id)
         for p, ext, member_id in await _lookup(session, query, columns, missing):
             ids[(p, ext)] = member_id
-            learned[("member", p, ext)] = member_id
+            learned[("member", p, ext)] = (member_id, *_member_names(missing[(p, ext)]))
     return ids
 
 

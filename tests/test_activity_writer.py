@@ -859,16 +859,15 @@ async def test_a_rename_inside_one_batch_keeps_the_latest_name(any_db: Database)
     assert first_seen == T0 - timedelta(minutes=5)
 
 
-async def test_a_cached_member_keeps_the_stored_name(any_db: Database) -> None:
-    """Documented trade-off: a running writer does not look up members it already knows,
-    so a rename is only stored once the member is not cached (restart or LRU eviction)."""
+async def test_a_rename_is_stored_while_the_member_is_cached(any_db: Database) -> None:
+    """The cache remembers names, so a running writer stores a rename without a restart."""
     async with running(any_db) as writer:
         await writer.record(rec(name="Alice"))
         await writer.flush()
         await writer.record(rec(name="Alicia"))
         await writer.flush()
         assert writer.stats.written == 2
-    assert (await stored_member(any_db))[0] == "Alice"
+    assert (await stored_member(any_db))[0] == "Alicia"
 
 
 # --- scale -------------------------------------------------------------------------------------
