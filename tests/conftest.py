@@ -6,6 +6,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from sqlalchemy import text
@@ -37,7 +38,8 @@ def _postgres_answers() -> bool:
 POSTGRES_UP = _postgres_answers()
 
 
-def _skip_or_fail_without_postgres() -> None:
+def require_postgres() -> None:
+    """Skip the test when PostgreSQL is away, or fail it when CI said it must be there."""
     if not POSTGRES_UP:
         if POSTGRES_REQUIRED:
             pytest.fail("PostgreSQL is required (COMMOPS_TEST_POSTGRES=required) but not answering")
@@ -53,21 +55,29 @@ async def _sqlite_db(tmp_path) -> AsyncIterator[Database]:
         await db.dispose()
 
 
-async def _postgres_db() -> AsyncIterator[Database]:
-    _skip_or_fail_without_postgres()
+@asynccontextmanager
+async def postgres_schema_database(*, migrate: bool = True) -> AsyncIterator[Database]:
+    """A `Database` on the real PostgreSQL, confined to a new schema that is dropped after."""
+    require_postgres()
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_async_engine(async_url(POSTGRES_URL))
     async with admin.begin() as conn:
         await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     db = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
     try:
-        await db.migrate()
+        if migrate:
+            await db.migrate()
         yield db
     finally:
         await db.dispose()
         async with admin.begin() as conn:
             await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         await admin.dispose()
+
+
+async def _postgres_db() -> AsyncIterator[Database]:
+    async with postgres_schema_database() as db:
+        yield db
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

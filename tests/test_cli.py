@@ -150,9 +150,9 @@ def postgres_database_url():
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from storage.db import async_url
-    from tests.conftest import POSTGRES_URL, _skip_or_fail_without_postgres
+    from tests.conftest import POSTGRES_URL, require_postgres
 
-    _skip_or_fail_without_postgres()
+    require_postgres()
     name = f"commops_cli_{uuid.uuid4().hex[:10]}"
 
     async def admin(sql: str) -> None:

@@ -3,7 +3,6 @@ no-op, the migrated schema equals the models, and SQLite runs with WAL and forei
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -15,11 +14,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, delete, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from storage.db import Database, alembic_config, async_url
+from storage.db import Database, alembic_config
 from storage.models import Base, Chat, Community, CommunityDay
-from tests.conftest import POSTGRES_URL, _skip_or_fail_without_postgres
+from tests.conftest import postgres_schema_database
 
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 TABLES = set(Base.metadata.tables)
@@ -37,19 +35,8 @@ async def empty_db(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterat
         finally:
             await db.dispose()
         return
-    _skip_or_fail_without_postgres()
-    schema = f"m_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(async_url(POSTGRES_URL))
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    db = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
-    try:
+    async with postgres_schema_database(migrate=False) as db:
         yield db
-    finally:
-        await db.dispose()
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 def _tables(conn: Connection) -> set[str]:
