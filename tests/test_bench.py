@@ -1,0 +1,65 @@
+"""The benchmark harness runs end to end in its smallest mode: it checks it runs, not speed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import __main__ as bench_main
+from bench import ingest
+
+SMALLEST = ["--quick", "--events", "60", "--db", "sqlite", "--only", "ingest"]
+
+
+def test_ingest_runs_and_reports_every_variant(tmp_path, capsys) -> None:
+    """Three verified variants in the printed table and in the JSON, baseline ratio 1."""
+    out = tmp_path / "results.json"
+    argv = [*SMALLEST, "--workdir", str(tmp_path / "db"), "--json", str(out)]
+
+    assert bench_main.main(argv) == 0
+
+    printed = capsys.readouterr().out
+    assert "ingest · sqlite · quick" in printed
+    for name in ingest.VARIANTS:
+        assert name in printed
+    document = json.loads(out.read_text())
+    (result,) = document["results"]
+    assert (result["benchmark"], result["db"], result["skipped"]) == ("ingest", "sqlite", None)
+    variants = {v["name"]: v for v in result["variants"]}
+    assert set(variants) == set(ingest.VARIANTS)
+    for v in variants.values():
+        assert v["verified"], v["error"]
+        assert len(v["seconds"]) == 3
+        assert v["events"] > 0 and v["events_per_second"] > 0
+    assert variants[ingest.NAIVE]["baseline"]
+    assert variants[ingest.NAIVE]["ratio_vs_baseline"] == 1.0
+    assert not list((tmp_path / "db").iterdir()), "databases are removed after each run"
+
+
+def test_unreachable_postgresql_is_reported_and_skipped(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COMMOPS_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:1/none")
+    out = tmp_path / "results.json"
+
+    assert bench_main.main(["--quick", "--db", "postgresql", "--json", str(out)]) == 0
+
+    assert "postgresql: SKIPPED" in capsys.readouterr().out
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["db"] == "postgresql" and "does not answer" in result["skipped"]
+
+
+def test_fewer_than_three_repetitions_are_refused() -> None:
+    with pytest.raises(SystemExit):
+        bench_main.parse_args(["--quick", "--reps", "1"])
+
+
+def test_expected_counts_match_the_workload() -> None:
+    """The synthetic workload is deterministic and holds messages, replies and reactions."""
+    load = ingest.Workload(events=500, members=80, chats=6, baseline_events=100)
+    first, second = ingest.make_events(load), ingest.make_events(load)
+    assert [e.key for e in first] == [e.key for e in second]
+    counts = ingest.expected_counts(ingest.records_of(first))
+    assert counts.events == 500
+    assert counts.messages + counts.reactions == 500
+    assert 0 < counts.replies < counts.messages
+    assert counts.reactions > 0
