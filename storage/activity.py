@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
@@ -37,6 +37,16 @@ from storage.models import (
 )
 
 log = logging.getLogger(__name__)
+
+# Core tables: executemany through them is one multi-row INSERT per batch, whereas the ORM
+# bulk path splits a batch wherever rows differ in which columns are NULL.
+COMMUNITIES = Community.__table__
+CHATS = Chat.__table__
+MEMBERS = Member.__table__
+EVENTS = ActivityEvent.__table__
+MEMBER_DAYS = MemberDay.__table__
+COMMUNITY_DAYS = CommunityDay.__table__
+MEMBERSHIPS = Membership.__table__
 
 
 class ActivityKind(IntEnum):
@@ -88,6 +98,12 @@ class _LRU(OrderedDict[Any, Any]):
     def __init__(self, size: int) -> None:
         super().__init__()
         self.size = size
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            return default
+        self.move_to_end(key)
+        return self[key]
 
     def put(self, key: Any, value: Any) -> None:
         self[key] = value
@@ -169,9 +185,9 @@ async def _community_ids(
                 "settings": {},
                 "created_at": wanted[(p, e)].at,
             }
-            for p, e in missing
+            for p, e in sorted(missing)
         ]
-        await session.execute(insert(Community).on_conflict_do_nothing(), rows)
+        await session.execute(insert(COMMUNITIES).on_conflict_do_nothing(), rows)
         for p, e, i, tz in await _lookup(session, query, columns, missing):
             found[(p, e)] = (i, tz)
     return found
@@ -204,9 +220,9 @@ async def _chat_ids(
                 "title": (rec.chat_title or "")[:256] or None,
                 "kind": rec.chat_kind,
             }
-            for (cid, ext), rec in missing.items()
+            for (cid, ext), rec in sorted(missing.items())
         ]
-        await session.execute(insert(Chat).on_conflict_do_nothing(), rows)
+        await session.execute(insert(CHATS).on_conflict_do_nothing(), rows)
         query = select(Chat.community_id, Chat.external_id, Chat.id)
         columns = (Chat.community_id, Chat.external_id)
         for cid, ext, chat_id in await _lookup(session, query, columns, missing):
@@ -255,9 +271,9 @@ async def _member_ids(
                 "is_bot": False,
                 "first_seen_at": first_seen[(p, ext)],
             }
-            for (p, ext), rec in missing.items()
+            for (p, ext), rec in sorted(missing.items())
         ]
-        stmt = insert(Member)
+        stmt = insert(MEMBERS)
         # A known member's name may have changed since we last saw them.
         stmt = stmt.on_conflict_do_update(
             index_elements=[Member.platform, Member.external_id],
@@ -336,11 +352,13 @@ async def write_batch(
 
     insert = _dialect_insert(session)
     stmt = (
-        insert(ActivityEvent)
-        .on_conflict_do_nothing(index_elements=[ActivityEvent.chat_id, ActivityEvent.event_key])
-        .returning(ActivityEvent.chat_id, ActivityEvent.event_key)
+        insert(EVENTS)
+        .on_conflict_do_nothing(index_elements=[EVENTS.c.chat_id, EVENTS.c.event_key])
+        .returning(EVENTS.c.chat_id, EVENTS.c.event_key)
     )
-    new_keys = {(c, k) for c, k in (await session.execute(stmt, list(rows.values()))).all()}
+    # Sorted: concurrent writers then take row locks in one order and never deadlock.
+    params = [rows[key] for key in sorted(rows)]
+    new_keys = {(c, k) for c, k in (await session.execute(stmt, params)).all()}
 
     member_days: dict[tuple[int, date, int], _MemberDelta] = {}
     community_days: dict[tuple[int, date], _CommunityDelta] = {}
@@ -375,14 +393,15 @@ async def write_batch(
             ms["left"] = max(ms["left"] or rec.at, rec.at)
 
     if member_days:
-        stmt = insert(MemberDay)
+        t = MEMBER_DAYS
+        stmt = insert(t)
         stmt = stmt.on_conflict_do_update(
-            index_elements=[MemberDay.community_id, MemberDay.day, MemberDay.member_id],
+            index_elements=[t.c.community_id, t.c.day, t.c.member_id],
             set_={
-                col: getattr(MemberDay, col) + getattr(stmt.excluded, col)
+                col: t.c[col] + stmt.excluded[col]
                 for col in ("messages", "reactions", "replies", "characters")
             },
-        ).returning(MemberDay.community_id, MemberDay.day, MemberDay.member_id, MemberDay.messages)
+        ).returning(t.c.community_id, t.c.day, t.c.member_id, t.c.messages)
         params = [
             {
                 "community_id": cid,
@@ -393,7 +412,7 @@ async def write_batch(
                 "replies": d.replies,
                 "characters": d.characters,
             }
-            for (cid, day, mid), d in member_days.items()
+            for (cid, day, mid), d in sorted(member_days.items())
         ]
         for cid, day, mid, total in (await session.execute(stmt, params)).all():
             added = member_days[(cid, day, mid)].messages
@@ -402,28 +421,30 @@ async def write_batch(
                 community_days[(cid, day)].active_members += 1
 
     if community_days:
-        stmt = insert(CommunityDay)
+        t = COMMUNITY_DAYS
+        stmt = insert(t)
         counters = ("messages", "active_members", "joins", "leaves", "reactions", "replies")
         stmt = stmt.on_conflict_do_update(
-            index_elements=[CommunityDay.community_id, CommunityDay.day],
-            set_={c: getattr(CommunityDay, c) + getattr(stmt.excluded, c) for c in counters},
+            index_elements=[t.c.community_id, t.c.day],
+            set_={c: t.c[c] + stmt.excluded[c] for c in counters},
         )
         params = [
             {"community_id": cid, "day": day, **{c: getattr(d, c) for c in counters}}
-            for (cid, day), d in community_days.items()
+            for (cid, day), d in sorted(community_days.items())
         ]
         await session.execute(stmt, params)
 
     if memberships:
-        stmt = insert(Membership)
+        t = MEMBERSHIPS
+        stmt = insert(t)
         ex = stmt.excluded
         stmt = stmt.on_conflict_do_update(
-            index_elements=[Membership.community_id, Membership.member_id],
+            index_elements=[t.c.community_id, t.c.member_id],
             set_={
-                "first_seen_at": _earlier(ex.first_seen_at, Membership.first_seen_at),
-                "last_seen_at": _later(ex.last_seen_at, Membership.last_seen_at),
-                "joined_at": _later(ex.joined_at, Membership.joined_at),
-                "left_at": _later(ex.left_at, Membership.left_at),
+                "first_seen_at": _earlier(ex.first_seen_at, t.c.first_seen_at),
+                "last_seen_at": _later(ex.last_seen_at, t.c.last_seen_at),
+                "joined_at": _later(ex.joined_at, t.c.joined_at),
+                "left_at": _later(ex.left_at, t.c.left_at),
             },
         )
         params = [
@@ -435,7 +456,7 @@ async def write_batch(
                 "joined_at": m["joined"],
                 "left_at": m["left"],
             }
-            for (cid, mid), m in memberships.items()
+            for (cid, mid), m in sorted(memberships.items())
         ]
         await session.execute(stmt, params)
 
@@ -464,7 +485,13 @@ class _StopRequest(_FlushRequest):
     __slots__ = ()
 
 
-_TRANSIENT = (OperationalError, InterfaceError, OSError, ConnectionError)
+class RetryableConflict(Exception):
+    """PostgreSQL aborted a batch to break a deadlock or a serialization conflict."""
+
+
+# Deadlock detected, serialization failure: the same batch succeeds when tried again.
+_RETRY_SQLSTATES = frozenset({"40P01", "40001"})
+_TRANSIENT = (OperationalError, InterfaceError, OSError, ConnectionError, RetryableConflict)
 
 
 class ActivityWriter:
@@ -631,10 +658,17 @@ class ActivityWriter:
                 await self._write_isolating(half)
 
     async def _commit(self, batch: list[ActivityRecord]) -> None:
-        async with self.db.sessions() as session:
-            async with session.begin():
-                result = await write_batch(session, batch, defaults=self.defaults, cache=self.cache)
-            learned = session.info.pop("activity_learned", {})
+        try:
+            async with self.db.sessions() as session:
+                async with session.begin():
+                    result = await write_batch(
+                        session, batch, defaults=self.defaults, cache=self.cache
+                    )
+                learned = session.info.pop("activity_learned", {})
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES:
+                raise RetryableConflict(str(exc.orig)) from exc
+            raise
         for key, value in learned.items():
             if key[0] == "chat":
                 self.cache.chats.put((key[1], key[2]), value)

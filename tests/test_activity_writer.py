@@ -916,3 +916,60 @@ async def test_id_lookups_in_small_chunks_find_exactly_the_wanted_rows(
     assert stored == expected
     assert chats == 9
     assert mismatched == 0
+
+
+# --- several writers, conflicts --------------------------------------------------------------
+
+
+async def test_a_deadlock_is_retried_not_isolated(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL breaks deadlocks by aborting one side (SQLSTATE 40P01): replay the batch."""
+    from sqlalchemy.exc import DBAPIError
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    real = activity_module.write_batch
+    failures = iter([True])
+
+    async def deadlocking(session: Any, records: Any, **kwargs: Any) -> Any:
+        result = await real(session, records, **kwargs)
+        if next(failures, False):
+            raise DBAPIError("UPDATE member_days ...", {}, Deadlock("deadlock detected"))
+        return result
+
+    monkeypatch.setattr(activity_module, "write_batch", deadlocking)
+    async with running(db, retry_delays=(0.01,)) as writer:
+        await writer.record_many(messages(20))
+    assert (writer.stats.written, writer.stats.failed_attempts, writer.stats.dropped) == (20, 1, 0)
+    assert writer.stats.batches == 1  # one whole retry, not a split into halves
+    assert (await days_of(db))[T0.date()].messages == 20
+
+
+@pytest.mark.postgres
+async def test_two_writers_sharing_postgresql_keep_exact_rollups(pg_db: Database) -> None:
+    """Two instances write interleaved halves of one stream touching the same rows."""
+    rng = random.Random(5)
+    stream = [
+        rec(
+            rng.choice([ActivityKind.MESSAGE] * 8 + [ActivityKind.REACTION]),
+            member=f"m{rng.randrange(40)}",
+            community=f"g{rng.randrange(3)}",
+            chat=f"c{rng.randrange(3)}",
+            at=T0 + timedelta(minutes=rng.randrange(3 * 24 * 60)),
+        )
+        for _ in range(3000)
+    ]
+    writers = [ActivityWriter(pg_db, batch_size=100, flush_interval=0.01) for _ in range(2)]
+    for writer in writers:
+        await writer.start()
+    await asyncio.gather(*(w.record_many(stream[i::2]) for i, w in enumerate(writers)))
+    for writer in writers:
+        await writer.stop()
+    assert sum(w.stats.written for w in writers) == len(stream)
+    assert sum(w.stats.dropped for w in writers) == 0
+    for g in ("g0", "g1", "g2"):
+        cid = await community_id(pg_db, g)
+        async with pg_db.session() as s:
+            assert await stored_days(s, cid) == await recount_from_events(s, cid, "UTC")
