@@ -99,3 +99,18 @@ async def test_stats_for_a_new_community_shows_zeros(dispatcher, gateway, clock)
     await dispatcher.handle(command(ALICE, "/stats", NOW, chat=chat), gateway)
     assert "Community — activity" in gateway.last
     assert "💬 Messages: 1 · yesterday 0 (+1)" in gateway.last
+
+
+async def test_a_community_is_named_after_the_server_not_the_channel(dispatcher, gateway, clock):
+    clock.set(NOW)
+    channel = ChatRef(
+        Platform.DISCORD,
+        "chan-1",
+        "guild-1",
+        "general",
+        ChatKind.GROUP,
+        community_title="Pixel Club",
+    )
+    await dispatcher.handle(message(ALICE, NOW, chat=channel), gateway)
+    await dispatcher.handle(command(ALICE, "/stats", NOW, chat=channel), gateway)
+    assert "Pixel Club — activity" in gateway.last

@@ -60,6 +60,12 @@ class ChatRef:
     community_id: str
     title: str | None = None
     kind: ChatKind = ChatKind.GROUP
+    community_title: str | None = None
+
+    @property
+    def community_name(self) -> str | None:
+        """The community's own name: the server's on Discord, the group's on Telegram."""
+        return self.community_title or self.title
 
 
 @dataclass(frozen=True, slots=True)

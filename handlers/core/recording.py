@@ -46,7 +46,7 @@ def activity_record(event: Event) -> ActivityRecord | None:
         member_name=actor.display_name,
         at=event.at,
         event_key=event.key,
-        community_title=chat.title,
+        community_title=chat.community_name,
         chat_title=chat.title,
         chat_kind=chat.kind.value,
         member_username=actor.username,

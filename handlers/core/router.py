@@ -225,7 +225,7 @@ class Dispatcher:
                     session,
                     platform=event.chat.platform.value,
                     external_id=event.chat.community_id,
-                    title=event.chat.title,
+                    title=event.chat.community_name,
                     defaults=services.defaults,
                     now=services.clock.now(),
                 )
