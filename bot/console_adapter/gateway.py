@@ -46,7 +46,9 @@ class ConsoleGateway:
     def _show(self, message: OutgoingMessage, *, prefix: str, private_to: str | None) -> str:
         message_id = f"bot-{next(self._ids)}"
         body = to_plain(message.text)
-        lines = [prefix + body.replace("\n", "\n" + " " * len(prefix))]
+        indent = " " * len(prefix)
+        first, *rest = body.split("\n")
+        lines = [prefix + first, *((indent + line) if line else "" for line in rest)]
         if message.image is not None:
             lines.append(
                 " " * len(prefix) + f"[image: {message.image.alt or message.image.filename}]"
