@@ -1,0 +1,313 @@
+"""The `ChatGateway` for Telegram: neutral output -> Bot API calls through python-telegram-bot.
+
+Text is rendered from the neutral Markdown subset to Telegram HTML (every member-supplied
+value arrives escaped), long texts are split at line breaks instead of trimmed, buttons
+become inline keyboards, and manager checks come from `getChatAdministrators`, cached
+for a few minutes and forgotten when a `chat_member` update changes an administrator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from telegram import (
+    Bot,
+    ChatMemberAdministrator,
+    ChatMemberOwner,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+)
+from telegram.constants import (
+    InlineKeyboardButtonLimit,
+    MessageLimit,
+    ParseMode,
+    PollLimit,
+)
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
+
+from handlers.core.events import ChatKind, ChatRef, Platform, Role, UserRef
+from handlers.core.gateway import GatewayError, PrivateMessageUnavailable
+from handlers.core.markup import to_html
+from handlers.core.outgoing import (
+    Button,
+    Capabilities,
+    OutgoingMessage,
+    OutgoingPoll,
+    SentMessage,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Telegram's service account that sends on behalf of anonymous group administrators.
+GROUP_ANONYMOUS_BOT_ID = "1087968824"
+
+
+def split_for_telegram(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
+    """Split neutral Markdown at line breaks so each piece's HTML fits in one message."""
+    pieces: list[str] = []
+    current: list[str] = []
+    for line in text.split("\n"):
+        candidate = "\n".join([*current, line])
+        if current and len(to_html(candidate)) > limit:
+            pieces.append("\n".join(current))
+            current = [line]
+        else:
+            current.append(line)
+    pieces.append("\n".join(current))
+    result: list[str] = []
+    for piece in pieces:
+        # A single line longer than the limit: cut it (rare; charts and lists have lines).
+        while len(to_html(piece)) > limit:
+            cut = limit
+            while cut > 1 and len(to_html(piece[:cut])) > limit:
+                cut = cut * 9 // 10
+            result.append(piece[:cut])
+            piece = piece[cut:]
+        result.append(piece)
+    return [p for p in result if p.strip()] or [""]
+
+
+def keyboard(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
+    """Neutral button rows -> an inline keyboard; refuses payloads Telegram would reject."""
+    if not buttons:
+        return None
+    rows = []
+    for row in buttons:
+        for button in row:
+            if len(button.data.encode()) > InlineKeyboardButtonLimit.MAX_CALLBACK_DATA:
+                raise GatewayError(f"button data over 64 bytes: {button.data[:20]}…")
+        rows.append([InlineKeyboardButton(b.label, callback_data=b.data) for b in row])
+    return InlineKeyboardMarkup(rows)
+
+
+@dataclass
+class _Admins:
+    expires: float
+    roles: dict[str, Role] = field(default_factory=dict)
+
+
+class TelegramGateway:
+    """Sends through a python-telegram-bot `Bot`; retries network errors, reports failures."""
+
+    platform = Platform.TELEGRAM
+    capabilities = Capabilities(
+        native_polls=True,
+        buttons=True,
+        images=True,
+        ephemeral=False,
+        roles=False,
+        private_messages=True,
+        max_text_length=MessageLimit.MAX_TEXT_LENGTH,
+    )
+
+    def __init__(
+        self,
+        bot: Bot,
+        *,
+        admin_ttl: float = 300.0,
+        retries: int = 3,
+        backoff: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.bot = bot
+        self.admin_ttl = admin_ttl
+        self.retries = retries
+        self.backoff = backoff
+        self.monotonic = monotonic
+        self._admins: dict[str, _Admins] = {}
+
+    async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Run a Bot API call, retrying network trouble with backoff; raise GatewayError."""
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except Forbidden:
+                raise
+            except BadRequest as exc:  # a NetworkError subclass, but never worth retrying
+                raise GatewayError(f"{what}: {exc.message}") from exc
+            except RetryAfter as exc:
+                # AIORateLimiter normally absorbs these; honour one that gets through.
+                if attempt >= self.retries:
+                    raise GatewayError(f"{what}: rate limited") from exc
+                with warnings.catch_warnings():
+                    # PTB 22 warns that retry_after becomes a timedelta; accept either.
+                    warnings.simplefilter("ignore")
+                    delay = exc.retry_after
+                seconds = delay.total_seconds() if hasattr(delay, "total_seconds") else delay
+                await asyncio.sleep(float(seconds))
+            except NetworkError as exc:
+                if attempt >= self.retries:
+                    raise GatewayError(f"{what}: {exc.message}") from exc
+                log.warning("%s failed (%s); retrying", what, exc.message)
+                await asyncio.sleep(self.backoff * 2**attempt)
+            attempt += 1
+
+    async def send(
+        self, chat: ChatRef, message: OutgoingMessage, *, reply_to: str | None = None
+    ) -> SentMessage:
+        try:
+            return await self._send(chat.chat_id, chat, message, reply_to)
+        except ChatMigrated as exc:
+            # The group became a supergroup; the adapter re-keys the community on the update.
+            return await self._send(str(exc.new_chat_id), chat, message, reply_to)
+        except Forbidden as exc:
+            raise GatewayError(f"send to {chat.chat_id}: {exc.message}") from exc
+
+    async def _send(
+        self, chat_id: str, chat: ChatRef, message: OutgoingMessage, reply_to: str | None
+    ) -> SentMessage:
+        markup = keyboard(message.buttons)
+        reply = (
+            ReplyParameters(message_id=int(reply_to), allow_sending_without_reply=True)
+            if reply_to and reply_to.isdigit()
+            else None
+        )
+        common: dict[str, Any] = {"disable_notification": message.silent}
+        last: Message | None = None
+        text = message.text
+        if message.image is not None:
+            caption = to_html(text)
+            fits = len(caption) <= MessageLimit.CAPTION_LENGTH
+            last = await self._call(
+                "sendPhoto",
+                lambda: self.bot.send_photo(
+                    chat_id,
+                    photo=message.image.content,  # type: ignore[union-attr]
+                    caption=caption if fits else None,
+                    parse_mode=ParseMode.HTML,
+                    reply_parameters=reply,
+                    reply_markup=markup if fits else None,
+                    **common,
+                ),
+            )
+            if fits:
+                return SentMessage(chat, str(last.message_id))
+            reply = None
+        pieces = split_for_telegram(text)
+        for index, piece in enumerate(pieces):
+            kwargs: dict[str, Any] = {
+                "chat_id": chat_id,
+                "text": to_html(piece),
+                "parse_mode": ParseMode.HTML,
+                "reply_parameters": reply if index == 0 else None,
+                "reply_markup": markup if index == len(pieces) - 1 else None,
+                **common,
+            }
+            last = await self._call(
+                "sendMessage", lambda kwargs=kwargs: self.bot.send_message(**kwargs)
+            )
+        assert last is not None
+        return SentMessage(chat, str(last.message_id))
+
+    async def edit(self, sent: SentMessage, message: OutgoingMessage) -> None:
+        markup = keyboard(message.buttons)
+        html = to_html(message.text)
+        try:
+            if message.image is not None:
+                await self._call(
+                    "editMessageCaption",
+                    lambda: self.bot.edit_message_caption(
+                        chat_id=sent.chat.chat_id,
+                        message_id=int(sent.message_id),
+                        caption=html,
+                        parse_mode=ParseMode.HTML,
+                        reply_markup=markup,
+                    ),
+                )
+            else:
+                await self._call(
+                    "editMessageText",
+                    lambda: self.bot.edit_message_text(
+                        html,
+                        chat_id=sent.chat.chat_id,
+                        message_id=int(sent.message_id),
+                        parse_mode=ParseMode.HTML,
+                        reply_markup=markup,
+                    ),
+                )
+        except GatewayError as exc:
+            # Editing to identical content is not a failure worth reporting.
+            if "message is not modified" not in str(exc).lower():
+                raise
+
+    async def send_private(self, user: UserRef, message: OutgoingMessage) -> SentMessage:
+        chat = ChatRef(Platform.TELEGRAM, user.user_id, user.user_id, None, ChatKind.PRIVATE)
+        try:
+            return await self._send(user.user_id, chat, message, None)
+        except Forbidden as exc:
+            # The member never started the bot, or blocked it.
+            raise PrivateMessageUnavailable(user.user_id) from exc
+        except GatewayError as exc:
+            if "chat not found" in str(exc).lower():
+                raise PrivateMessageUnavailable(user.user_id) from exc
+            raise
+
+    async def send_poll(self, chat: ChatRef, poll: OutgoingPoll) -> SentMessage:
+        if not PollLimit.MIN_OPTION_NUMBER < len(poll.options) <= PollLimit.MAX_OPTION_NUMBER:
+            raise GatewayError(f"a Telegram poll needs 2 to {PollLimit.MAX_OPTION_NUMBER} options")
+        try:
+            sent = await self._call(
+                "sendPoll",
+                lambda: self.bot.send_poll(
+                    chat.chat_id,
+                    poll.question[: PollLimit.MAX_QUESTION_LENGTH],
+                    [o[: PollLimit.MAX_OPTION_LENGTH] for o in poll.options],
+                    is_anonymous=poll.anonymous,
+                    allows_multiple_answers=poll.multiple,
+                ),
+            )
+        except Forbidden as exc:
+            raise GatewayError(f"sendPoll to {chat.chat_id}: {exc.message}") from exc
+        poll_id = sent.poll.id if sent.poll else None
+        return SentMessage(chat, str(sent.message_id), poll_id=poll_id)
+
+    async def close_poll(self, sent: SentMessage) -> None:
+        await self._call(
+            "stopPoll",
+            lambda: self.bot.stop_poll(sent.chat.chat_id, int(sent.message_id)),
+        )
+
+    async def role_of(self, chat: ChatRef, user: UserRef) -> Role:
+        if chat.kind is ChatKind.PRIVATE:
+            return Role.MEMBER
+        if user.user_id == GROUP_ANONYMOUS_BOT_ID:
+            # Only Telegram can send as this account: it speaks for an anonymous administrator.
+            return Role.MANAGER
+        admins = self._admins.get(chat.chat_id)
+        if admins is None or admins.expires <= self.monotonic():
+            members = await self._call(
+                "getChatAdministrators",
+                lambda: self.bot.get_chat_administrators(chat.chat_id),
+            )
+            roles: dict[str, Role] = {}
+            for member in members:
+                if isinstance(member, ChatMemberOwner):
+                    roles[str(member.user.id)] = Role.OWNER
+                elif isinstance(member, ChatMemberAdministrator):
+                    roles[str(member.user.id)] = Role.MANAGER
+            admins = _Admins(self.monotonic() + self.admin_ttl, roles)
+            self._admins[chat.chat_id] = admins
+        return admins.roles.get(user.user_id, Role.MEMBER)
+
+    def forget_admins(self, chat_id: str) -> None:
+        """Drop the cached administrator list (an admin was promoted, demoted or left)."""
+        self._admins.pop(chat_id, None)
+
+    async def member_count(self, chat: ChatRef) -> int | None:
+        try:
+            return await self._call(
+                "getChatMemberCount", lambda: self.bot.get_chat_member_count(chat.chat_id)
+            )
+        except (GatewayError, Forbidden):
+            return None
