@@ -32,7 +32,21 @@ class _Section(BaseModel):
 
 
 class BotSection(_Section):
-    adapters: list[Literal["auto", "console"]] = Field(default_factory=lambda: ["auto"])
+    adapters: list[Literal["auto", "console", "telegram"]] = Field(default_factory=lambda: ["auto"])
+
+
+class TelegramSection(_Section):
+    """The Telegram adapter; the token itself only ever comes from the environment."""
+
+    token_env: str = "COMMOPS_TELEGRAM_TOKEN"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str | None = None
+    listen: str = "127.0.0.1"
+    port: int = Field(8443, ge=1, le=65535)
+    secret_token_env: str = "COMMOPS_TELEGRAM_WEBHOOK_SECRET"
+    api_base_url: str | None = None
+    api_base_file_url: str | None = None
+    admin_cache_seconds: float = Field(300, ge=0, le=86_400)
 
 
 class DatabaseSection(_Section):
@@ -106,6 +120,7 @@ class Config(_Section):
     activity: ActivitySection = Field(default_factory=ActivitySection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
     console: ConsoleSection = Field(default_factory=ConsoleSection)
+    telegram: TelegramSection = Field(default_factory=TelegramSection)
 
     source: str = Field("built-in defaults", exclude=True)
     env: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
@@ -131,15 +146,37 @@ class Config(_Section):
         values = []
         if self.database.password_env and self.env.get(self.database.password_env):
             values.append(self.env[self.database.password_env])
+        for name in (self.telegram.token_env, self.telegram.secret_token_env):
+            if self.env.get(name):
+                values.append(self.env[name])
         if self.env.get(DATABASE_URL_ENV):
             password = make_url(self.env[DATABASE_URL_ENV]).password
             if password:
                 values.append(str(password))
         return values
 
+    def telegram_token(self) -> str | None:
+        return self.env.get(self.telegram.token_env) or None
+
     def adapters(self) -> list[str]:
-        """Adapters to start: `auto` means every configured platform, else the console."""
+        """Adapters to start: `auto` means every platform with a token, else the console."""
         chosen = [a for a in self.bot.adapters if a != "auto"]
+        if "auto" in self.bot.adapters and self.telegram_token():
+            chosen.append("telegram")
+        chosen = list(dict.fromkeys(chosen))
+        if "telegram" in chosen and not self.telegram_token():
+            raise ConfigError(
+                f"bot.adapters: telegram needs a bot token in the environment variable "
+                f"{self.telegram.token_env}"
+            )
+        if self.telegram.mode == "webhook" and "telegram" in chosen:
+            if not self.telegram.webhook_url:
+                raise ConfigError("telegram.webhook_url: webhook mode needs the public URL")
+            if not self.env.get(self.telegram.secret_token_env):
+                raise ConfigError(
+                    f"telegram.secret_token_env: webhook mode needs a secret token in "
+                    f"{self.telegram.secret_token_env}"
+                )
         return chosen or ["console"]
 
 

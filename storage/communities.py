@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.activity import CommunityDefaults
-from storage.models import Community
+from storage.models import Chat, Community
 
 
 async def ensure_community(
@@ -50,3 +50,31 @@ async def ensure_community(
 
 async def get_community(session: AsyncSession, community_id: int) -> Community | None:
     return await session.get(Community, community_id)
+
+
+async def rekey_community(session: AsyncSession, platform: str, old: str, new: str) -> bool:
+    """Move a community (and its chat) to a new platform id, keeping its history.
+
+    Telegram gives a group a new id when it becomes a supergroup. Returns False when
+    there is nothing to move or the new id is already a community of its own.
+    """
+    existing = await session.execute(
+        select(Community.id).where(Community.platform == platform, Community.external_id == new)
+    )
+    if existing.scalar_one_or_none() is not None:
+        return False
+    found = await session.execute(
+        select(Community.id).where(Community.platform == platform, Community.external_id == old)
+    )
+    community_id = found.scalar_one_or_none()
+    if community_id is None:
+        return False
+    await session.execute(
+        update(Community).where(Community.id == community_id).values(external_id=new)
+    )
+    await session.execute(
+        update(Chat)
+        .where(Chat.community_id == community_id, Chat.external_id == old)
+        .values(external_id=new)
+    )
+    return True

@@ -125,6 +125,8 @@ class TelegramGateway:
         self.backoff = backoff
         self.monotonic = monotonic
         self._admins: dict[str, _Admins] = {}
+        # Poll answers carry no chat; the adapter remembers where each poll was sent.
+        self.on_poll_sent: Callable[[str, ChatRef], None] | None = None
 
     async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """Run a Bot API call, retrying network trouble with backoff; raise GatewayError."""
@@ -270,6 +272,8 @@ class TelegramGateway:
         except Forbidden as exc:
             raise GatewayError(f"sendPoll to {chat.chat_id}: {exc.message}") from exc
         poll_id = sent.poll.id if sent.poll else None
+        if poll_id and self.on_poll_sent is not None:
+            self.on_poll_sent(poll_id, chat)
         return SentMessage(chat, str(sent.message_id), poll_id=poll_id)
 
     async def close_poll(self, sent: SentMessage) -> None:
