@@ -250,8 +250,8 @@ async def test_roles_come_from_administrators_cached_then_refreshed(gateway, bot
 async def test_private_chats_and_anonymous_admins(gateway, bot):
     dm = ChatRef(Platform.TELEGRAM, "11", "11", None, ChatKind.PRIVATE)
     assert await gateway.role_of(dm, ALICE) == Role.MEMBER
-    anonymous = UserRef(Platform.TELEGRAM, "1087968824", "Group", "GroupAnonymousBot", True)
-    assert await gateway.role_of(GROUP, anonymous) == Role.MANAGER
+    as_group = UserRef(Platform.TELEGRAM, GROUP.chat_id, "Pixel Club", None)
+    assert await gateway.role_of(GROUP, as_group) == Role.MANAGER
     assert bot.calls == []
 
 

@@ -285,8 +285,8 @@ class TelegramGateway:
     async def role_of(self, chat: ChatRef, user: UserRef) -> Role:
         if chat.kind is ChatKind.PRIVATE:
             return Role.MEMBER
-        if user.user_id == GROUP_ANONYMOUS_BOT_ID:
-            # Only Telegram can send as this account: it speaks for an anonymous administrator.
+        if user.user_id in (chat.chat_id, GROUP_ANONYMOUS_BOT_ID):
+            # Only an administrator can post as the group itself (an anonymous admin).
             return Role.MANAGER
         admins = self._admins.get(chat.chat_id)
         if admins is None or admins.expires <= self.monotonic():

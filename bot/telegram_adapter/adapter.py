@@ -1,0 +1,185 @@
+"""Runs commops on Telegram: a python-telegram-bot `Application`, polling or webhook.
+
+Every update is translated into neutral events and handed to the dispatcher, in order
+(python-telegram-bot processes updates one after another by default). The adapter also
+keeps what only it can know: which chat each poll it sent lives in, administrator cache
+invalidation on `chat_member` changes, and group -> supergroup migrations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllChatAdministrators,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    Update,
+)
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from bot.telegram_adapter.gateway import TelegramGateway
+from bot.telegram_adapter.translate import BotIdentity, admin_change, migration, translate
+from handlers.core.events import ChatRef
+from handlers.core.render import LOCALES, Renderer
+from handlers.core.router import CommandSpec, Dispatcher
+from storage.communities import rekey_community
+
+log = logging.getLogger(__name__)
+
+# Everything the features use; Telegram sends chat_member and reactions only when asked.
+ALLOWED_UPDATES = [
+    "message",
+    "edited_message",
+    "channel_post",
+    "callback_query",
+    "poll",
+    "poll_answer",
+    "chat_member",
+    "my_chat_member",
+    "message_reaction",
+]
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    """What the adapter needs from the config (token and secret already read from the env)."""
+
+    token: str
+    mode: str = "polling"
+    webhook_url: str | None = None
+    listen: str = "127.0.0.1"
+    port: int = 8443
+    secret_token: str | None = None
+    api_base_url: str | None = None
+    api_base_file_url: str | None = None
+    admin_cache_seconds: float = 300.0
+    poll_interval: float = 0.0
+    poll_timeout: int = 10
+
+
+def command_menu(
+    specs: list[CommandSpec], renderer: Renderer, locale: str
+) -> tuple[list[BotCommand], list[BotCommand]]:
+    """(member commands, all commands) for Telegram's command menu; subcommands fold in."""
+    catalog = renderer.catalog(locale).get("commands", {})
+    members: dict[str, BotCommand] = {}
+    everyone: dict[str, BotCommand] = {}
+    for spec in specs:
+        name = spec.name.split(" ", 1)[0]
+        if name in everyone or not name.replace("_", "").isalnum() or len(name) > 32:
+            continue
+        description = (catalog.get(name, {}).get("help") or name)[:256]
+        command = BotCommand(name, description)
+        everyone[name] = command
+        if not spec.manager_only:
+            members[name] = command
+    return list(members.values()), list(everyone.values())
+
+
+class TelegramAdapter:
+    """Owns the python-telegram-bot Application and feeds the dispatcher."""
+
+    name = "telegram"
+
+    def __init__(self, settings: TelegramSettings) -> None:
+        self.settings = settings
+        builder: ApplicationBuilder = (
+            ApplicationBuilder().token(settings.token).rate_limiter(AIORateLimiter(max_retries=3))
+        )
+        if settings.api_base_url:
+            builder = builder.base_url(settings.api_base_url)
+        if settings.api_base_file_url:
+            builder = builder.base_file_url(settings.api_base_file_url)
+        self.application: Application = builder.build()
+        self.gateway = TelegramGateway(self.application.bot, admin_ttl=settings.admin_cache_seconds)
+        self.poll_chats: dict[str, ChatRef] = {}
+        self.me: BotIdentity | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._stopped = asyncio.Event()
+        self.application.add_handler(TypeHandler(Update, self._on_update))
+        self.application.add_error_handler(self._on_error)
+
+    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert self._dispatcher is not None and self.me is not None
+        changed = admin_change(update)
+        if changed is not None:
+            self.gateway.forget_admins(str(changed[0]))
+        moved = migration(update)
+        if moved is not None:
+            await self._migrate(*moved)
+        for event in translate(update, self.me, poll_chats=self.poll_chats):
+            await self._dispatcher.handle(event, self.gateway)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("telegram update failed", exc_info=context.error)
+
+    async def _migrate(self, old_chat_id: str, new_chat_id: str) -> None:
+        assert self._dispatcher is not None
+        async with self._dispatcher.services.db.session() as session:
+            moved = await rekey_community(session, "telegram", old_chat_id, new_chat_id)
+        log.info(
+            "group %s became supergroup %s (history kept: %s)", old_chat_id, new_chat_id, moved
+        )
+
+    async def register_commands(self, dispatcher: Dispatcher) -> None:
+        """Publish the command menu: members see member commands, administrators all."""
+        bot = self.application.bot
+        for locale in LOCALES:
+            members, everyone = command_menu(
+                dispatcher.visible_commands(), dispatcher.services.renderer, locale
+            )
+            language = None if locale == "en" else locale
+            await bot.set_my_commands(members, BotCommandScopeAllGroupChats(), language)
+            await bot.set_my_commands(members, BotCommandScopeAllPrivateChats(), language)
+            await bot.set_my_commands(everyone, BotCommandScopeAllChatAdministrators(), language)
+
+    async def start(self, dispatcher: Dispatcher) -> None:
+        """Connect, publish commands and start receiving updates."""
+        self._dispatcher = dispatcher
+        await self.application.initialize()
+        bot = self.application.bot
+        self.me = BotIdentity(bot.id, bot.username)
+        self.gateway.on_poll_sent = self.poll_chats.__setitem__
+        await self.register_commands(dispatcher)
+        await self.application.start()
+        updater = self.application.updater
+        assert updater is not None
+        if self.settings.mode == "webhook":
+            await updater.start_webhook(
+                listen=self.settings.listen,
+                port=self.settings.port,
+                url_path=self.settings.token.split(":", 1)[0],
+                webhook_url=self.settings.webhook_url,
+                secret_token=self.settings.secret_token,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+        else:
+            await updater.start_polling(
+                poll_interval=self.settings.poll_interval,
+                timeout=self.settings.poll_timeout,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+        log.info("telegram: serving as @%s (%s)", bot.username, self.settings.mode)
+
+    async def run(self, dispatcher: Dispatcher) -> None:
+        """Serve until `stop()`."""
+        await self.start(dispatcher)
+        try:
+            await self._stopped.wait()
+        finally:
+            await self.shutdown()
+
+    async def stop(self) -> None:
+        self._stopped.set()
+
+    async def shutdown(self) -> None:
+        updater = self.application.updater
+        if updater is not None and updater.running:
+            await updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
