@@ -133,6 +133,25 @@ class CommopsApp:
             if self.write is not None:
                 console.write = console.gateway.write = self.write
             return console
+        if name == "telegram":
+            from bot.telegram_adapter.adapter import TelegramAdapter, TelegramSettings
+
+            section = self.config.telegram
+            token = self.config.telegram_token()
+            assert token is not None  # Config.adapters() refuses telegram without a token
+            return TelegramAdapter(
+                TelegramSettings(
+                    token=token,
+                    mode=section.mode,
+                    webhook_url=section.webhook_url,
+                    listen=section.listen,
+                    port=section.port,
+                    secret_token=self.config.env.get(section.secret_token_env),
+                    api_base_url=section.api_base_url,
+                    api_base_file_url=section.api_base_file_url,
+                    admin_cache_seconds=section.admin_cache_seconds,
+                )
+            )
         raise ConfigError(f"bot.adapters: no adapter called {name!r}")
 
     async def run(self, stop: asyncio.Event | None = None) -> None:

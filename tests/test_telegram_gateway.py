@@ -198,6 +198,7 @@ async def test_bad_requests_are_not_retried(gateway, bot):
     assert len(bot.calls) == 1
 
 
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 async def test_retry_after_is_honoured(gateway, bot):
     bot.fail["sendMessage"] = [RetryAfter(0)]
     await gateway.send(GROUP, OutgoingMessage("hi"))

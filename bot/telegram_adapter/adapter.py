@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from telegram import (
     BotCommand,
@@ -19,6 +20,7 @@ from telegram import (
     BotCommandScopeAllPrivateChats,
     Update,
 )
+from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.telegram_adapter.gateway import TelegramGateway
@@ -113,6 +115,12 @@ class TelegramAdapter:
             await self._migrate(*moved)
         for event in translate(update, self.me, poll_chats=self.poll_chats):
             await self._dispatcher.handle(event, self.gateway)
+        if update.callback_query is not None:
+            # Telegram shows a spinner on the button until the press is acknowledged.
+            try:
+                await self.application.bot.answer_callback_query(update.callback_query.id)
+            except TelegramError:
+                log.warning("could not acknowledge button press %s", update.callback_query.id)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram update failed", exc_info=context.error)
@@ -152,7 +160,8 @@ class TelegramAdapter:
             await updater.start_webhook(
                 listen=self.settings.listen,
                 port=self.settings.port,
-                url_path=self.settings.token.split(":", 1)[0],
+                # Serve on the public URL's own path, so a reverse proxy can pass it through.
+                url_path=urlsplit(self.settings.webhook_url or "").path.lstrip("/"),
                 webhook_url=self.settings.webhook_url,
                 secret_token=self.settings.secret_token,
                 allowed_updates=ALLOWED_UPDATES,
