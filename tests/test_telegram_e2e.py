@@ -309,3 +309,53 @@ async def test_commops_run_serves_a_group_with_a_token_from_the_environment(
     assert proc.returncode == 0, log
     assert "adapters telegram" in log and "activity written: 2" in log
     assert telegram_api.token not in log  # the token never reaches the logs
+
+
+async def test_a_promotion_takes_effect_at_once(
+    running_bot: TelegramAdapter,
+    telegram_api: TelegramEmulator,  # noqa: F811
+) -> None:
+    await telegram_api.send_command(CAROL, "settings")
+    assert "Only the community's managers" in (await replies(telegram_api, 1))[0].message["text"]
+    # The owner promotes Carol: Telegram's admin list changes and a chat_member update arrives.
+    await telegram_api.set_admins(GROUP, [BOSS, CAROL], owner=ALICE)
+    await telegram_api.chat_member_update(CAROL, "member", "administrator", actor=ALICE)
+    await telegram_api.send_command(CAROL, "settings")
+    shown = (await replies(telegram_api, 2))[1].message["text"]
+    assert "Settings for Test Community" in shown  # not waiting for the cache to expire
+
+
+async def test_each_group_is_its_own_community(
+    running_bot: TelegramAdapter,
+    telegram_api: TelegramEmulator,  # noqa: F811
+) -> None:
+    other = -1005555
+    await telegram_api.set_admins(other, [CAROL])
+    await telegram_api.send_text(ALICE, "hi", chat_id=other)
+    await telegram_api.send_command(CAROL, "settings", "language zh", chat_id=other)
+    await wait_for(lambda: _at_least(telegram_api.sent_messages(other), 1), "the zh switch")
+    await telegram_api.send_command(BOB, "stats", chat_id=other)
+    await telegram_api.send_command(BOB, "stats")
+    [_, zh_stats] = await wait_for(
+        lambda: _at_least(telegram_api.sent_messages(other), 2), "stats in the other group"
+    )
+    [en_stats] = await replies(telegram_api, 1)
+    assert "💬 消息：3" in zh_stats.message["text"]
+    assert "💬 Messages: 1 · yesterday 0" in en_stats.message["text"]
+
+
+async def test_a_group_upgraded_to_a_supergroup_keeps_its_history(
+    running_bot: TelegramAdapter,
+    telegram_api: TelegramEmulator,  # noqa: F811
+) -> None:
+    old, new = -4242, -1004242
+    old_chat = {"id": old, "type": "group", "title": "Old Group"}
+    await telegram_api.send_text(ALICE, "before the upgrade", chat=old_chat)
+    await telegram_api.send_text(BOB, "me too", chat=old_chat)
+    # Telegram announces the upgrade in the old group, then the supergroup carries on.
+    await telegram_api.inject(
+        {"message": {"chat": old_chat, "from": ALICE, "migrate_to_chat_id": new}}
+    )
+    await telegram_api.send_command(ALICE, "stats", chat_id=new)
+    [stats] = await wait_for(lambda: telegram_api.sent_messages(new), "stats after the upgrade")
+    assert "💬 Messages: 3 · yesterday 0" in stats.message["text"]

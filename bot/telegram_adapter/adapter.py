@@ -127,6 +127,8 @@ class TelegramAdapter:
 
     async def _migrate(self, old_chat_id: str, new_chat_id: str) -> None:
         assert self._dispatcher is not None
+        # The old group's latest activity may still be queued: write it first, so it moves too.
+        await self._dispatcher.services.activity.flush()
         async with self._dispatcher.services.db.session() as session:
             moved = await rekey_community(session, "telegram", old_chat_id, new_chat_id)
         log.info(
