@@ -276,42 +276,33 @@ def _membership_key(kind: str, user_id: int | str, at: datetime) -> str:
     return f"{kind}:{user_id}:{minute}"
 
 
+def _membership(
+    joined: bool, chat: ChatRef, member: User, at: datetime, by: User | None
+) -> MemberJoined | MemberLeft:
+    """A join or leave; `by` is who added or removed the member, when not themselves."""
+    other = str(by.id) if by is not None and by.id != member.id else None
+    actor, key = user_ref(member), _membership_key("join" if joined else "leave", member.id, at)
+    if joined:
+        return MemberJoined(chat=chat, actor=actor, at=at, key=key, invited_by_user_id=other)
+    return MemberLeft(chat=chat, actor=actor, at=at, key=key, removed_by_user_id=other)
+
+
 def _joined_by_message(
     message: Message, chat: ChatRef, at: datetime, me: BotIdentity
 ) -> list[Event]:
-    adder = message.from_user
-    events: list[Event] = []
-    for member in message.new_chat_members:
-        if member.id == me.id:  # the bot being added is not a member joining
-            continue
-        invited_by = str(adder.id) if adder is not None and adder.id != member.id else None
-        events.append(
-            MemberJoined(
-                chat=chat,
-                actor=user_ref(member),
-                at=at,
-                key=_membership_key("join", member.id, at),
-                invited_by_user_id=invited_by,
-            )
-        )
-    return events
+    # The bot being added is not a member joining.
+    return [
+        _membership(True, chat, member, at, message.from_user)
+        for member in message.new_chat_members
+        if member.id != me.id
+    ]
 
 
 def _left_by_message(message: Message, chat: ChatRef, at: datetime, me: BotIdentity) -> list[Event]:
     member = message.left_chat_member
     if member is None or member.id == me.id:
         return []
-    remover = message.from_user
-    removed_by = str(remover.id) if remover is not None and remover.id != member.id else None
-    return [
-        MemberLeft(
-            chat=chat,
-            actor=user_ref(member),
-            at=at,
-            key=_membership_key("leave", member.id, at),
-            removed_by_user_id=removed_by,
-        )
-    ]
+    return [_membership(False, chat, member, at, message.from_user)]
 
 
 def _is_in(member: ChatMember) -> bool:
@@ -325,30 +316,8 @@ def _chat_member(change: ChatMemberUpdated) -> list[Event]:
     was, now_in = _is_in(change.old_chat_member), _is_in(change.new_chat_member)
     if was == now_in:  # promotion, demotion, new restrictions: no join or leave
         return []
-    chat = chat_ref(change.chat)
-    at = _utc(change.date)
     member = change.new_chat_member.user
-    by = change.from_user
-    other = str(by.id) if by is not None and by.id != member.id else None
-    if now_in:
-        return [
-            MemberJoined(
-                chat=chat,
-                actor=user_ref(member),
-                at=at,
-                key=_membership_key("join", member.id, at),
-                invited_by_user_id=other,
-            )
-        ]
-    return [
-        MemberLeft(
-            chat=chat,
-            actor=user_ref(member),
-            at=at,
-            key=_membership_key("leave", member.id, at),
-            removed_by_user_id=other,
-        )
-    ]
+    return [_membership(now_in, chat_ref(change.chat), member, _utc(change.date), change.from_user)]
 
 
 def _reaction_name(reaction: ReactionType) -> str:
