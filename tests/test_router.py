@@ -244,3 +244,13 @@ async def test_huge_and_hostile_command_input_is_handled(app, gateway):
     assert "isn't a whole number" in gateway.last
     await app.handle(command(ALICE, "/" + "x" * 500), gateway)
     assert "I don't know" not in gateway.last
+
+
+async def test_errors_are_shown_only_to_the_member_where_the_platform_can(app, gateway):
+    from handlers.core.outgoing import Capabilities
+
+    gateway.capabilities = Capabilities(ephemeral=True)
+    await app.handle(command(ALICE, "/admin"), gateway)
+    await app.handle(command(ALICE, "/boom"), gateway)
+    await app.handle(command(ALICE, "/echo 1"), gateway)
+    assert [s.message.private for s in gateway.sent] == [True, True, False]

@@ -35,7 +35,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 
 from handlers.core.events import ChatKind, ChatRef, Platform, Role, UserRef
 from handlers.core.gateway import GatewayError, PrivateMessageUnavailable
-from handlers.core.markup import to_html
+from handlers.core.markup import split_message, to_html
 from handlers.core.outgoing import (
     Button,
     Capabilities,
@@ -54,27 +54,7 @@ GROUP_ANONYMOUS_BOT_ID = "1087968824"
 
 def split_for_telegram(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
     """Split neutral Markdown at line breaks so each piece's HTML fits in one message."""
-    pieces: list[str] = []
-    current: list[str] = []
-    for line in text.split("\n"):
-        candidate = "\n".join([*current, line])
-        if current and len(to_html(candidate)) > limit:
-            pieces.append("\n".join(current))
-            current = [line]
-        else:
-            current.append(line)
-    pieces.append("\n".join(current))
-    result: list[str] = []
-    for piece in pieces:
-        # A single line longer than the limit: cut it (rare; charts and lists have lines).
-        while len(to_html(piece)) > limit:
-            cut = limit
-            while cut > 1 and len(to_html(piece[:cut])) > limit:
-                cut = cut * 9 // 10
-            result.append(piece[:cut])
-            piece = piece[cut:]
-        result.append(piece)
-    return [p for p in result if p.strip()] or [""]
+    return split_message(text, limit, measure=lambda piece: len(to_html(piece)))
 
 
 def keyboard(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:

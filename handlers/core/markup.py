@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 from markdown_it import MarkdownIt
@@ -83,3 +84,30 @@ def to_html(text: str) -> str:
         elif tok.type in _HTML_TAGS:
             out.append(_HTML_TAGS[tok.type])
     return "".join(out)
+
+
+def split_message(text: str, limit: int, measure: Callable[[str], int] = len) -> list[str]:
+    """Split text at line breaks into pieces whose rendered size (`measure`) fits `limit`.
+
+    Platforms cap message length; commops splits long messages instead of trimming them.
+    A single line longer than the limit is cut where it must be.
+    """
+    pieces: list[str] = []
+    current: list[str] = []
+    for line in text.split("\n"):
+        if current and measure("\n".join([*current, line])) > limit:
+            pieces.append("\n".join(current))
+            current = [line]
+        else:
+            current.append(line)
+    pieces.append("\n".join(current))
+    result: list[str] = []
+    for piece in pieces:
+        while measure(piece) > limit:
+            cut = min(len(piece), limit)
+            while cut > 1 and measure(piece[:cut]) > limit:
+                cut = cut * 9 // 10
+            result.append(piece[:cut])
+            piece = piece[cut:]
+        result.append(piece)
+    return [p for p in result if p.strip()] or [""]

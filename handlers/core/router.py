@@ -13,7 +13,7 @@ import difflib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from handlers.core.args import Option, Param, ParseEnv, parse_args, usage_line
@@ -255,11 +255,12 @@ class Dispatcher:
                     assert handler is not None
                     replies = _as_list(await handler(event, ctx))
         except HandlerError as exc:
-            replies = [self._error_reply(exc, spec, locale)]
+            replies = [self._only_for_actor(self._error_reply(exc, spec, locale), gateway)]
         except Exception:
             error_id = secrets.token_hex(4)
             log.exception("handler failed [error %s] for event %s", error_id, event.key)
-            replies = [services.renderer.message("errors/internal.j2", locale, error_id=error_id)]
+            apology = services.renderer.message("errors/internal.j2", locale, error_id=error_id)
+            replies = [self._only_for_actor(apology, gateway)]
         return await self._send(event, gateway, replies)
 
     async def _authorize(self, ctx: HandlerContext, spec: CommandSpec) -> None:
@@ -283,6 +284,12 @@ class Dispatcher:
         return ctx.render(
             "errors/unknown_command.j2", name=ctx.event.name, suggestion=found.suggestion
         )
+
+    @staticmethod
+    def _only_for_actor(message: OutgoingMessage, gateway: ChatGateway) -> OutgoingMessage:
+        """Errors concern one member: show them only to that member where the platform can
+        (Discord's ephemeral replies); elsewhere they stay in the chat, not in a DM."""
+        return replace(message, private=True) if gateway.capabilities.ephemeral else message
 
     def _error_reply(
         self, exc: HandlerError, spec: CommandSpec | None, locale: str
