@@ -18,7 +18,7 @@ from handlers import stats as stats_feature
 from handlers.core.clock import Clock, SystemClock
 from handlers.core.context import Services
 from handlers.core.render import Renderer
-from handlers.core.router import Dispatcher
+from handlers.core.router import CommandSpec, Dispatcher
 from scheduler.service import SchedulerService
 from storage.activity import ActivityWriter, CommunityDefaults
 from storage.db import Database, alembic_config
@@ -36,12 +36,37 @@ class Adapter(Protocol):
     async def stop(self) -> None: ...
 
 
+def command_registry() -> list[CommandSpec]:
+    """Every visible command of every feature, without starting anything."""
+    return [spec for router in FEATURES for spec in router.commands if not spec.hidden]
+
+
 def build_dispatcher(services: Services) -> Dispatcher:
     """Every feature's router, included explicitly: importing a module registers nothing."""
     dispatcher = Dispatcher(services)
     for router in FEATURES:
         dispatcher.include(router)
     return dispatcher
+
+
+def discord_adapter(config: Config) -> Adapter:
+    """The Discord adapter as configured (imported lazily: discord.py is heavy to load)."""
+    from bot.discord_adapter.adapter import DiscordAdapter, DiscordSettings
+
+    section = config.discord
+    token = config.discord_token()
+    if token is None:
+        raise ConfigError(f"discord: no bot token in the environment variable {section.token_env}")
+    return DiscordAdapter(
+        DiscordSettings(
+            token=token,
+            prefix=section.prefix,
+            message_content=section.message_content,
+            manager_role=section.manager_role,
+            shard_count=section.shard_count,
+            sync_state_file=section.sync_state_file,
+        )
+    )
 
 
 class SchemaOutOfDate(ConfigError):
@@ -152,6 +177,8 @@ class CommopsApp:
                     admin_cache_seconds=section.admin_cache_seconds,
                 )
             )
+        if name == "discord":
+            return discord_adapter(self.config)
         raise ConfigError(f"bot.adapters: no adapter called {name!r}")
 
     async def run(self, stop: asyncio.Event | None = None) -> None:

@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--locale", choices=["en", "zh"], help="language of the output")
     sub.add_parser("migrate", parents=[common], help="bring the database schema up to date")
+    discord_cmd = sub.add_parser("discord", parents=[common], help="Discord tools")
+    discord_sub = discord_cmd.add_subparsers(dest="discord_command", metavar="ACTION")
+    discord_sub.required = True
+    discord_sub.add_parser(
+        "sync", parents=[common], help="publish the slash commands to Discord now"
+    )
     return parser
 
 
@@ -70,6 +76,18 @@ async def _run(config: Config, script: Path | None) -> int:
         await app.run(stop)
     finally:
         await app.stop()
+    return 0
+
+
+async def _discord_sync(config: Config) -> int:
+    from bot.app import command_registry, discord_adapter
+    from handlers.core.render import Renderer
+
+    adapter = discord_adapter(config)
+    count = await adapter.sync_only(  # type: ignore[attr-defined]
+        command_registry(), Renderer(default_locale=config.defaults.locale)
+    )
+    print(f"discord: {count} slash commands published")
     return 0
 
 
@@ -104,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_run(config, getattr(args, "script", None)))
         if command == "migrate":
             return asyncio.run(_migrate(config))
+        if command == "discord":
+            return asyncio.run(_discord_sync(config))
         if command == "demo":
             from bot.demo import run_demo
 

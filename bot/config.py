@@ -32,7 +32,20 @@ class _Section(BaseModel):
 
 
 class BotSection(_Section):
-    adapters: list[Literal["auto", "console", "telegram"]] = Field(default_factory=lambda: ["auto"])
+    adapters: list[Literal["auto", "console", "telegram", "discord"]] = Field(
+        default_factory=lambda: ["auto"]
+    )
+
+
+class DiscordSection(_Section):
+    """The Discord adapter; the token itself only ever comes from the environment."""
+
+    token_env: str = "COMMOPS_DISCORD_TOKEN"
+    prefix: str = Field("!", min_length=1, max_length=5)
+    message_content: bool = False
+    manager_role: str | None = None
+    shard_count: int | None = Field(None, ge=1, le=1000)
+    sync_state_file: str = "commops-discord-commands.json"
 
 
 class TelegramSection(_Section):
@@ -121,6 +134,7 @@ class Config(_Section):
     logging: LoggingSection = Field(default_factory=LoggingSection)
     console: ConsoleSection = Field(default_factory=ConsoleSection)
     telegram: TelegramSection = Field(default_factory=TelegramSection)
+    discord: DiscordSection = Field(default_factory=DiscordSection)
 
     source: str = Field("built-in defaults", exclude=True)
     env: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
@@ -146,7 +160,11 @@ class Config(_Section):
         values = []
         if self.database.password_env and self.env.get(self.database.password_env):
             values.append(self.env[self.database.password_env])
-        for name in (self.telegram.token_env, self.telegram.secret_token_env):
+        for name in (
+            self.telegram.token_env,
+            self.telegram.secret_token_env,
+            self.discord.token_env,
+        ):
             if self.env.get(name):
                 values.append(self.env[name])
         if self.env.get(DATABASE_URL_ENV):
@@ -158,12 +176,22 @@ class Config(_Section):
     def telegram_token(self) -> str | None:
         return self.env.get(self.telegram.token_env) or None
 
+    def discord_token(self) -> str | None:
+        return self.env.get(self.discord.token_env) or None
+
     def adapters(self) -> list[str]:
         """Adapters to start: `auto` means every platform with a token, else the console."""
         chosen = [a for a in self.bot.adapters if a != "auto"]
         if "auto" in self.bot.adapters and self.telegram_token():
             chosen.append("telegram")
+        if "auto" in self.bot.adapters and self.discord_token():
+            chosen.append("discord")
         chosen = list(dict.fromkeys(chosen))
+        if "discord" in chosen and not self.discord_token():
+            raise ConfigError(
+                f"bot.adapters: discord needs a bot token in the environment variable "
+                f"{self.discord.token_env}"
+            )
         if "telegram" in chosen and not self.telegram_token():
             raise ConfigError(
                 f"bot.adapters: telegram needs a bot token in the environment variable "

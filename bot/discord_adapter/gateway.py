@@ -1,0 +1,273 @@
+"""The `ChatGateway` for Discord: neutral output -> discord.py calls.
+
+The neutral Markdown subset is a subset of Discord's, and its backslash escapes are
+Discord's too, so text passes through; what Discord needs on top is a mention policy
+(posts never ping @everyone, @here or roles) and the 2,000-character limit, handled by
+splitting at line breaks. Buttons carry their payload as `custom_id` and are answered by
+the adapter's interaction listener, so they keep working after a restart.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from datetime import timedelta
+from typing import Any
+
+import discord
+
+from handlers.core.events import ChatKind, ChatRef, Platform, Role, UserRef
+from handlers.core.gateway import GatewayError, PrivateMessageUnavailable
+from handlers.core.markup import split_message
+from handlers.core.outgoing import (
+    Button,
+    Capabilities,
+    OutgoingMessage,
+    OutgoingPoll,
+    SentMessage,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_CONTENT = 2000
+MAX_POLL_ANSWERS = 10
+# Discord polls last at most 32 days; commops closes them itself when they are due earlier.
+POLL_DURATION = timedelta(days=32)
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+def button_view(buttons: tuple[tuple[Button, ...], ...]) -> discord.ui.View | None:
+    """Neutral button rows -> a view whose buttons carry their payload as `custom_id`."""
+    if not buttons:
+        return None
+    view = discord.ui.View(timeout=None)
+    for row_index, row in enumerate(buttons):
+        for button in row:
+            if len(button.data) > 100:
+                raise GatewayError(f"button data over 100 characters: {button.data[:20]}…")
+            view.add_item(
+                discord.ui.Button(
+                    label=button.label[:80],
+                    custom_id=button.data,
+                    style=discord.ButtonStyle.primary,
+                    row=min(row_index, 4),
+                )
+            )
+    return view
+
+
+def _file(message: OutgoingMessage) -> discord.File | None:
+    if message.image is None:
+        return None
+    return discord.File(
+        io.BytesIO(message.image.content),
+        filename=message.image.filename,
+        description=message.image.alt or None,
+    )
+
+
+class DiscordGateway:
+    """Sends through a discord.py client; manager checks from Manage Server or a role."""
+
+    platform = Platform.DISCORD
+    capabilities = Capabilities(
+        native_polls=True,
+        buttons=True,
+        images=True,
+        ephemeral=False,
+        roles=True,
+        private_messages=True,
+        max_text_length=MAX_CONTENT,
+    )
+
+    def __init__(
+        self,
+        client: discord.Client,
+        *,
+        manager_role: str | None = None,
+        allowed_mentions: discord.AllowedMentions = NO_MENTIONS,
+    ) -> None:
+        self.client = client
+        self.manager_role = manager_role
+        self.allowed_mentions = allowed_mentions
+
+    async def _channel(self, chat_id: str) -> Any:
+        channel = self.client.get_channel(int(chat_id))
+        if channel is None:
+            try:
+                channel = await self.client.fetch_channel(int(chat_id))
+            except discord.HTTPException as exc:
+                raise GatewayError(f"channel {chat_id}: {exc.text or exc}") from exc
+        return channel
+
+    async def _deliver(
+        self, target: Any, message: OutgoingMessage, reference: Any = None
+    ) -> discord.Message:
+        """Send to a channel or user, splitting long text; the view and file go on one piece."""
+        pieces = split_message(message.text, MAX_CONTENT)
+        view = button_view(message.buttons)
+        last: discord.Message | None = None
+        for index, piece in enumerate(pieces):
+            final = index == len(pieces) - 1
+            kwargs: dict[str, Any] = {
+                "content": piece or None,
+                "allowed_mentions": self.allowed_mentions,
+                "silent": message.silent,
+            }
+            if index == 0 and reference is not None:
+                kwargs["reference"] = reference
+                kwargs["mention_author"] = False
+            if final:
+                file = _file(message)
+                if file is not None:
+                    kwargs["file"] = file
+                if view is not None:
+                    kwargs["view"] = view
+            last = await target.send(**kwargs)
+        assert last is not None
+        return last
+
+    async def send(
+        self, chat: ChatRef, message: OutgoingMessage, *, reply_to: str | None = None
+    ) -> SentMessage:
+        channel = await self._channel(chat.chat_id)
+        reference = (
+            discord.MessageReference(
+                message_id=int(reply_to), channel_id=int(chat.chat_id), fail_if_not_exists=False
+            )
+            if reply_to and reply_to.isdigit()
+            else None
+        )
+        try:
+            sent = await self._deliver(channel, message, reference)
+        except discord.HTTPException as exc:
+            raise GatewayError(f"send to {chat.chat_id}: {exc.text or exc}") from exc
+        return SentMessage(chat, str(sent.id))
+
+    async def edit(self, sent: SentMessage, message: OutgoingMessage) -> None:
+        channel = await self._channel(sent.chat.chat_id)
+        try:
+            await channel.get_partial_message(int(sent.message_id)).edit(
+                content=message.text[:MAX_CONTENT],
+                view=button_view(message.buttons),
+                allowed_mentions=self.allowed_mentions,
+            )
+        except discord.HTTPException as exc:
+            raise GatewayError(f"edit {sent.message_id}: {exc.text or exc}") from exc
+
+    async def send_private(self, user: UserRef, message: OutgoingMessage) -> SentMessage:
+        try:
+            target = self.client.get_user(int(user.user_id)) or await self.client.fetch_user(
+                int(user.user_id)
+            )
+            sent = await self._deliver(target, message)
+        except discord.Forbidden as exc:
+            # The member closed DMs from server members, or blocked the bot.
+            raise PrivateMessageUnavailable(user.user_id) from exc
+        except discord.HTTPException as exc:
+            raise GatewayError(f"DM to {user.user_id}: {exc.text or exc}") from exc
+        chat = ChatRef(
+            Platform.DISCORD, str(sent.channel.id), str(sent.channel.id), None, ChatKind.PRIVATE
+        )
+        return SentMessage(chat, str(sent.id))
+
+    async def send_poll(self, chat: ChatRef, poll: OutgoingPoll) -> SentMessage:
+        if not 1 <= len(poll.options) <= MAX_POLL_ANSWERS:
+            raise GatewayError(f"a Discord poll takes 1 to {MAX_POLL_ANSWERS} answers")
+        native = discord.Poll(
+            question=poll.question[:300], duration=POLL_DURATION, multiple=poll.multiple
+        )
+        for option in poll.options:
+            native.add_answer(text=option[:55])
+        channel = await self._channel(chat.chat_id)
+        try:
+            sent = await channel.send(poll=native, allowed_mentions=self.allowed_mentions)
+        except discord.HTTPException as exc:
+            raise GatewayError(f"poll in {chat.chat_id}: {exc.text or exc}") from exc
+        return SentMessage(chat, str(sent.id), poll_id=str(sent.id))
+
+    async def close_poll(self, sent: SentMessage) -> None:
+        channel = await self._channel(sent.chat.chat_id)
+        try:
+            message = await channel.fetch_message(int(sent.message_id))
+            await message.end_poll()
+        except discord.HTTPException as exc:
+            raise GatewayError(f"end poll {sent.message_id}: {exc.text or exc}") from exc
+
+    async def role_of(self, chat: ChatRef, user: UserRef) -> Role:
+        if chat.kind is ChatKind.PRIVATE:
+            return Role.MEMBER
+        guild = self.client.get_guild(int(chat.community_id))
+        if guild is None:
+            return Role.MEMBER
+        member = guild.get_member(int(user.user_id))
+        if member is None:
+            try:
+                member = await guild.fetch_member(int(user.user_id))
+            except discord.HTTPException:
+                return Role.MEMBER
+        if guild.owner_id == member.id:
+            return Role.OWNER
+        # discord.py keeps members and roles current from gateway events: no cache of our own.
+        if member.guild_permissions.manage_guild:
+            return Role.MANAGER
+        if self.manager_role and any(
+            r.name == self.manager_role or str(r.id) == self.manager_role for r in member.roles
+        ):
+            return Role.MANAGER
+        return Role.MEMBER
+
+    async def member_count(self, chat: ChatRef) -> int | None:
+        guild = self.client.get_guild(int(chat.community_id))
+        return guild.member_count if guild is not None else None
+
+
+class InteractionGateway(DiscordGateway):
+    """The gateway for one slash command or button press: the first reply answers the
+    interaction (ephemeral when private), later ones are follow-ups."""
+
+    capabilities = Capabilities(
+        native_polls=True,
+        buttons=True,
+        images=True,
+        ephemeral=True,
+        roles=True,
+        private_messages=True,
+        max_text_length=MAX_CONTENT,
+    )
+
+    def __init__(self, base: DiscordGateway, interaction: discord.Interaction) -> None:
+        super().__init__(
+            base.client, manager_role=base.manager_role, allowed_mentions=base.allowed_mentions
+        )
+        self.interaction = interaction
+
+    async def send(
+        self, chat: ChatRef, message: OutgoingMessage, *, reply_to: str | None = None
+    ) -> SentMessage:
+        if chat.chat_id != str(self.interaction.channel_id):
+            return await super().send(chat, message, reply_to=reply_to)
+        pieces = split_message(message.text, MAX_CONTENT)
+        view = button_view(message.buttons)
+        file = _file(message)
+        response = self.interaction.response
+        try:
+            for index, piece in enumerate(pieces):
+                kwargs: dict[str, Any] = {
+                    "content": piece,
+                    "ephemeral": message.private,
+                    "allowed_mentions": self.allowed_mentions,
+                }
+                if index == len(pieces) - 1:
+                    if view is not None:
+                        kwargs["view"] = view
+                    if file is not None:
+                        kwargs["file"] = file
+                if not response.is_done():
+                    await response.send_message(**kwargs)
+                    sent = await self.interaction.original_response()
+                else:
+                    sent = await self.interaction.followup.send(wait=True, **kwargs)
+        except discord.HTTPException as exc:
+            raise GatewayError(f"interaction reply: {exc.text or exc}") from exc
+        return SentMessage(chat, str(sent.id))
