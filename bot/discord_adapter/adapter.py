@@ -179,6 +179,8 @@ class DiscordAdapter:
                 client = discord.Client(intents=intents(settings))
         self.client = client
         self.tree: app_commands.CommandTree[Any] = app_commands.CommandTree(client)
+        # Where discord.py's own `commands.Bot` keeps it; tools (and SimCord) look there.
+        client.tree = self.tree  # type: ignore[attr-defined]
         self.gateway = DiscordGateway(client, manager_role=settings.manager_role)
         self._dispatcher: Dispatcher | None = None
         self._ready_once = False
@@ -190,13 +192,18 @@ class DiscordAdapter:
     def _listen(self) -> None:
         client = self.client
 
+        async def setup_hook() -> None:
+            # Runs once per process after login, before the gateway connects.
+            await self.sync_commands(force=False)
+
+        client.setup_hook = setup_hook  # type: ignore[method-assign]
+
         @client.event
         async def on_ready() -> None:
             if self._ready_once:
                 log.info("discord: reconnected")
                 return
             self._ready_once = True
-            await self.sync_commands(force=False)
             log.info("discord: serving as %s in %d servers", client.user, len(client.guilds))
             self.ready.set()
 

@@ -1,0 +1,164 @@
+"""commops on Discord end to end: our adapter and dispatcher, unmodified discord.py, SimCord's
+simulated Discord (strict command sync on), the real database underneath."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import discord
+import pytest
+from sqlalchemy import select
+
+from bot.app import build_dispatcher
+from bot.discord_adapter.adapter import DiscordAdapter, DiscordSettings, intents
+from handlers.core.context import HandlerContext, Services
+from handlers.core.events import ButtonPressed, PollVote
+from handlers.core.outgoing import Button, OutgoingMessage, OutgoingPoll
+from handlers.core.router import Dispatcher, Router
+from storage.models import CommunityDay
+from tests.discord_sim.harness import DiscordSim
+
+pytest_plugins = ["tests.discord_sim.harness"]
+
+seen: list[Any] = []
+
+
+class SimulatedDiscordClock:
+    """commops reads SimCord's simulated clock, the one it stamps every event with."""
+
+    def __init__(self) -> None:
+        self.env: Any = None
+
+    def now(self) -> datetime:
+        return self.env.now() if self.env is not None else datetime.now(UTC)
+
+
+@pytest.fixture
+def clock() -> SimulatedDiscordClock:
+    return SimulatedDiscordClock()
+
+
+def e2e_router() -> Router:
+    """A test feature with a button and a poll, to drive those paths through the adapter."""
+    router = Router("e2e")
+
+    @router.command("quiz")
+    async def quiz(event: Any, ctx: HandlerContext) -> OutgoingMessage:
+        await ctx.gateway.send_poll(event.chat, OutgoingPoll("Best pet?", ("Cat", "Dog")))
+        return OutgoingMessage("Pick one:", buttons=((Button("Cat", "e2e:cat"),),))
+
+    @router.button("e2e:")
+    async def pressed(event: ButtonPressed, ctx: HandlerContext) -> OutgoingMessage:
+        seen.append(event)
+        return OutgoingMessage(f"You chose {event.data}", private=True)
+
+    @router.on(PollVote)
+    async def voted(event: PollVote, ctx: HandlerContext) -> None:
+        seen.append(event)
+
+    return router
+
+
+@pytest.fixture
+def dispatcher_e2e(services: Services) -> Dispatcher:
+    seen.clear()
+    dispatcher = build_dispatcher(services)
+    dispatcher.include(e2e_router())
+    return dispatcher
+
+
+def new_adapter(dispatcher: Dispatcher, **kwargs: Any) -> DiscordAdapter:
+    settings = DiscordSettings(token="unused", sync_state_file=None, **kwargs)
+    client = discord.Client(
+        intents=intents(settings), allowed_mentions=discord.AllowedMentions.none()
+    )
+    adapter = DiscordAdapter(settings, client=client)
+    adapter.attach(dispatcher)
+    return adapter
+
+
+@pytest.fixture
+async def bot(
+    discord_sim: DiscordSim, dispatcher_e2e: Dispatcher, clock: SimulatedDiscordClock
+) -> DiscordAdapter:
+    adapter = new_adapter(dispatcher_e2e)
+    clock.env = await discord_sim.start(adapter.client)
+    return adapter
+
+
+async def test_slash_help_and_stats(bot: DiscordAdapter, discord_sim: DiscordSim) -> None:
+    await discord_sim.say("alice", "general", "hello everyone")
+    await discord_sim.say("bob", "general", "hi alice")
+    result = await discord_sim.slash("carol", "general", "help")
+    assert not result.ephemeral
+    assert "**Commands**" in result.response.content and "/stats" in result.response.content
+    stats = await discord_sim.slash("carol", "general", "stats")
+    text = stats.response.content
+    assert "Pixel Club — activity" in text
+    assert "💬 Messages: **4** · yesterday 0 (+4)" in text  # two messages and two commands
+    assert "🙋 Active members: **3**" in text
+
+
+async def test_a_member_is_refused_a_manager_command_ephemerally(
+    bot: DiscordAdapter, discord_sim: DiscordSim
+) -> None:
+    refused = await discord_sim.slash("alice", "general", "settings timezone", zone="Asia/Tokyo")
+    assert refused.ephemeral
+    assert (
+        refused.response.content == "🔒 Only the community's managers can use /settings timezone."
+    )
+    allowed = await discord_sim.slash("boss", "general", "settings timezone", zone="Asia/Tokyo")
+    assert "Time zone changed from UTC to **Asia/Tokyo**" in allowed.response.content
+    shown = await discord_sim.slash("boss", "general", "settings show")
+    assert "Asia/Tokyo" in shown.response.content
+
+
+async def test_bad_arguments_get_an_ephemeral_explanation(
+    bot: DiscordAdapter, discord_sim: DiscordSim
+) -> None:
+    result = await discord_sim.slash("boss", "general", "settings timezone", zone="Mars/Base")
+    assert result.ephemeral
+    assert "isn't a time zone I know" in result.response.content
+
+
+async def test_member_join_is_recorded(
+    bot: DiscordAdapter, discord_sim: DiscordSim, services: Services
+) -> None:
+    await discord_sim.join("dora")
+    stats = await discord_sim.slash("alice", "general", "stats")
+    assert "➕ Joined: **1**" in stats.response.content
+    async with services.db.session() as session:
+        day = (await session.execute(select(CommunityDay))).scalar_one()
+    assert day.joins == 1
+
+
+async def test_native_poll_votes_and_a_button_that_survives_a_restart(
+    bot: DiscordAdapter, discord_sim: DiscordSim, dispatcher_e2e: Dispatcher
+) -> None:
+    await discord_sim.slash("alice", "general", "quiz")
+    poll_message = next(m for m in discord_sim.bot_messages("general") if m.poll is not None)
+    assert [a.text for a in poll_message.poll.answers] == ["Cat", "Dog"]
+    await discord_sim.vote("bob", poll_message, 1)
+    vote = next(e for e in seen if isinstance(e, PollVote))
+    assert (vote.option_ids, vote.actor.display_name) == ((1,), "bob")
+    prompt = next(m for m in discord_sim.bot_messages("general") if m.components)
+    pressed = await discord_sim.press("carol", prompt, "e2e:cat")
+    assert pressed.ephemeral and pressed.response.content == "You chose e2e:cat"
+    # A new process: the same button on the old message still works, no view re-registered.
+    await discord_sim.restart(new_adapter(dispatcher_e2e).client)
+    again = await discord_sim.press("bob", prompt, "e2e:cat")
+    assert again.ephemeral and again.response.content == "You chose e2e:cat"
+
+
+async def test_posts_never_ping_everyone(bot: DiscordAdapter, discord_sim: DiscordSim) -> None:
+    await discord_sim.slash("alice", "general", "stats")
+    for message in discord_sim.bot_messages("general"):
+        assert not message.mention_everyone
+
+
+async def test_slash_commands_mirror_the_registry(
+    bot: DiscordAdapter, discord_sim: DiscordSim
+) -> None:
+    names = set(discord_sim.available_commands("alice", "general"))
+    assert {"help", "stats", "settings show", "settings timezone", "settings language"} <= names
