@@ -177,3 +177,9 @@ def test_postgresql_needs_migrate_then_runs(postgres_database_url, tmp_path, mon
     assert "schema migrated from empty to 0001" in capsys.readouterr().out
     assert main(["run", "--script", str(script)]) == 0
     assert "💬 Messages: 2 · yesterday 0 (+2)" in capsys.readouterr().out
+
+
+def test_discord_sync_without_a_token_is_a_config_error(monkeypatch, capsys):
+    monkeypatch.delenv("COMMOPS_DISCORD_TOKEN", raising=False)
+    assert main(["discord", "sync"]) == 2
+    assert "COMMOPS_DISCORD_TOKEN" in capsys.readouterr().err

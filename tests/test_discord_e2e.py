@@ -11,10 +11,16 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import build_dispatcher
-from bot.discord_adapter.adapter import DiscordAdapter, DiscordSettings, intents
+from bot.discord_adapter.adapter import (
+    REQUIRED_PERMISSIONS,
+    DiscordAdapter,
+    DiscordSettings,
+    intents,
+)
 from handlers.core.context import HandlerContext, Services
 from handlers.core.events import ButtonPressed, PollVote
-from handlers.core.outgoing import Button, OutgoingMessage, OutgoingPoll
+from handlers.core.gateway import PrivateMessageUnavailable
+from handlers.core.outgoing import Button, Image, OutgoingMessage, OutgoingPoll
 from handlers.core.router import Dispatcher, Router
 from storage.models import CommunityDay
 from tests.discord_sim.harness import DiscordSim
@@ -22,6 +28,7 @@ from tests.discord_sim.harness import DiscordSim
 pytest_plugins = ["tests.discord_sim.harness"]
 
 seen: list[Any] = []
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 class SimulatedDiscordClock:
@@ -53,6 +60,18 @@ def e2e_router() -> Router:
         seen.append(event)
         return OutgoingMessage(f"You chose {event.data}", private=True)
 
+    @router.command("chart")
+    async def chart(event: Any, ctx: HandlerContext) -> OutgoingMessage:
+        return OutgoingMessage("**Daily** chart", image=Image(PNG, "chart.png", "A chart"))
+
+    @router.command("whisper")
+    async def whisper(event: Any, ctx: HandlerContext) -> None:
+        try:
+            await ctx.gateway.send_private(event.actor, OutgoingMessage("psst"))
+            seen.append("dm sent")
+        except PrivateMessageUnavailable:
+            seen.append("dm closed")
+
     @router.on(PollVote)
     async def voted(event: PollVote, ctx: HandlerContext) -> None:
         seen.append(event)
@@ -69,7 +88,8 @@ def dispatcher_e2e(services: Services) -> Dispatcher:
 
 
 def new_adapter(dispatcher: Dispatcher, **kwargs: Any) -> DiscordAdapter:
-    settings = DiscordSettings(token="unused", sync_state_file=None, **kwargs)
+    kwargs.setdefault("sync_state_file", None)
+    settings = DiscordSettings(token="unused", **kwargs)
     client = discord.Client(
         intents=intents(settings), allowed_mentions=discord.AllowedMentions.none()
     )
@@ -162,3 +182,94 @@ async def test_slash_commands_mirror_the_registry(
 ) -> None:
     names = set(discord_sim.available_commands("alice", "general"))
     assert {"help", "stats", "settings show", "settings timezone", "settings language"} <= names
+
+
+async def test_text_prefix_commands_when_message_content_is_on(
+    discord_sim: DiscordSim, dispatcher_e2e: Dispatcher, clock: SimulatedDiscordClock
+) -> None:
+    adapter = new_adapter(dispatcher_e2e, message_content=True, prefix="!")
+    clock.env = await discord_sim.start(adapter.client)
+    await discord_sim.say("alice", "general", "!stats")
+    reply = discord_sim.last_bot_message("general")
+    assert reply is not None and "Pixel Club — activity" in reply.content
+    assert reply.reference is not None  # answers the member's message
+
+
+async def test_a_reconnect_does_not_repeat_start_up_work(
+    bot: DiscordAdapter, discord_sim: DiscordSim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    syncs: list[bool] = []
+
+    async def counting_sync(*, force: bool) -> bool:
+        syncs.append(force)
+        return True
+
+    monkeypatch.setattr(bot, "sync_commands", counting_sync)
+    await discord_sim.reconnect()  # READY again: on_ready fires a second time
+    assert syncs == []
+    result = await discord_sim.slash("alice", "general", "stats")
+    assert "Pixel Club" in result.response.content
+
+
+async def test_a_configured_role_makes_managers(
+    discord_sim: DiscordSim, dispatcher_e2e: Dispatcher, clock: SimulatedDiscordClock
+) -> None:
+    adapter = new_adapter(dispatcher_e2e, manager_role="Moderators")
+    env = await discord_sim.start(adapter.client)
+    clock.env = env
+    guild = discord_sim.guild
+    assert guild is not None
+    moderators = guild.create_role("Moderators")
+    dora = guild.add_member(env.create_user("dora"), roles=[moderators])
+    await env.settle()
+    refused = await discord_sim.slash("carol", "general", "settings show")
+    assert refused.ephemeral and "Only the community's managers" in refused.response.content
+    allowed = await discord_sim.slash(dora, "general", "settings show")
+    assert "Settings for Pixel Club" in allowed.response.content
+
+
+async def test_chart_attachment_and_private_message_fallback(
+    bot: DiscordAdapter, discord_sim: DiscordSim
+) -> None:
+    result = await discord_sim.slash("alice", "general", "chart")
+    [attachment] = result.response.attachments
+    assert attachment.filename == "chart.png"
+    assert await attachment.read() == PNG
+    await discord_sim.slash("alice", "general", "whisper")
+    assert [m.content for m in discord_sim.dms("alice")] == ["psst"]
+    discord_sim.close_dms("bob")
+    await discord_sim.slash("bob", "general", "whisper")
+    assert seen[-2:] == ["dm sent", "dm closed"]
+
+
+async def test_commands_sync_on_start_only_when_the_set_changed(
+    dispatcher_e2e: Dispatcher, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    adapter = new_adapter(dispatcher_e2e, sync_state_file=str(tmp_path / "synced.json"))
+    calls: list[int] = []
+
+    async def fake_sync(*args: Any, **kwargs: Any) -> list[Any]:
+        calls.append(1)
+        return []
+
+    monkeypatch.setattr(adapter.tree, "sync", fake_sync)
+    assert await adapter.sync_commands(force=False) is True
+    assert await adapter.sync_commands(force=False) is False  # a restart: nothing changed
+    extra = Router("extra")
+
+    @extra.command("ping")
+    async def ping(event: Any, ctx: HandlerContext) -> None:
+        return None
+
+    dispatcher_e2e.include(extra)
+    adapter.attach(dispatcher_e2e)
+    assert await adapter.sync_commands(force=False) is True  # a new command: sync
+    assert await adapter.sync_commands(force=True) is True  # `commops discord sync`
+    assert len(calls) == 3
+
+
+def test_the_readme_invite_url_asks_for_exactly_the_permissions_the_bot_uses() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert f"permissions={REQUIRED_PERMISSIONS.value}" in readme

@@ -55,6 +55,19 @@ class DiscordSettings:
     sync_state_file: str | None = "commops-discord-commands.json"
 
 
+# What the invite URL asks for (README): what the features use, no more.
+REQUIRED_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    embed_links=True,
+    attach_files=True,
+    read_message_history=True,
+    add_reactions=True,
+    send_polls=True,
+)
+
+
 def intents(settings: DiscordSettings) -> discord.Intents:
     """Only what the features use; message content is privileged and off unless asked for."""
     chosen = discord.Intents.none()
