@@ -273,3 +273,12 @@ def test_the_readme_invite_url_asks_for_exactly_the_permissions_the_bot_uses() -
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert f"permissions={REQUIRED_PERMISSIONS.value}" in readme
+
+
+async def test_slash_commands_are_described_in_chinese_for_chinese_clients(
+    bot: DiscordAdapter, discord_sim: DiscordSim
+) -> None:
+    synced = {c.name: c for c in await bot.tree.fetch_commands()}
+    stats = synced["stats"]
+    assert stats.description.startswith("Today's and yesterday's")
+    assert stats.description_localizations[discord.Locale.chinese].startswith("今天和昨天")

@@ -112,16 +112,43 @@ def command_arguments(spec: CommandSpec, values: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _describe(spec: CommandSpec, renderer: Renderer) -> str:
+def _describe(spec: CommandSpec, renderer: Renderer) -> app_commands.locale_str:
+    """The English help line, keyed by command so the translator can find other locales."""
     catalog = renderer.catalog("en").get("commands", {})
-    return (catalog.get(spec.name, {}).get("help") or spec.name)[:100]
+    text = (catalog.get(spec.name, {}).get("help") or spec.name)[:100]
+    return app_commands.locale_str(text, command=spec.name)
+
+
+# Discord locales -> commops catalog locales.
+DISCORD_LOCALES = {discord.Locale.chinese: "zh", discord.Locale.taiwan_chinese: "zh"}
+
+
+class CatalogTranslator(app_commands.Translator):
+    """Slash-command descriptions in the member's Discord language, from `commands.toml`."""
+
+    def __init__(self, renderer: Renderer) -> None:
+        self.renderer = renderer
+
+    async def translate(
+        self,
+        string: app_commands.locale_str,
+        locale: discord.Locale,
+        context: app_commands.TranslationContextTypes,
+    ) -> str | None:
+        ours = DISCORD_LOCALES.get(locale)
+        command = string.extras.get("command")
+        if ours is None or command is None:
+            return None
+        entry = self.renderer.catalog(ours).get("commands", {}).get(command, {})
+        help_line = entry.get("help")
+        return help_line[:100] if help_line else None
 
 
 SlashRunner = Callable[[discord.Interaction, CommandSpec, dict[str, Any]], Awaitable[None]]
 
 
 def slash_command(
-    name: str, spec: CommandSpec, description: str, run: SlashRunner
+    name: str, spec: CommandSpec, description: app_commands.locale_str, run: SlashRunner
 ) -> app_commands.Command[Any, ..., Any]:
     """One app command for a registry entry, its options built from the declared parameters."""
     parameters = [
@@ -171,8 +198,17 @@ def build_tree(
             tree.add_command(slash_command(head, spec, description, run))
 
 
-def commands_fingerprint(tree: app_commands.CommandTree[Any]) -> str:
-    payload = [command.to_dict(tree) for command in tree.get_commands()]
+async def commands_fingerprint(
+    tree: app_commands.CommandTree[Any], translator: app_commands.Translator | None
+) -> str:
+    """A hash of exactly what a sync would publish, translations included."""
+    if translator is None:
+        payload = [command.to_dict(tree) for command in tree.get_commands()]
+    else:
+        payload = [
+            await command.get_translated_payload(tree, translator)
+            for command in tree.get_commands()
+        ]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -196,6 +232,8 @@ class DiscordAdapter:
         client.tree = self.tree  # type: ignore[attr-defined]
         self.gateway = DiscordGateway(client, manager_role=settings.manager_role)
         self._dispatcher: Dispatcher | None = None
+        self._translator: CatalogTranslator | None = None
+        self._force_sync = False
         self._ready_once = False
         self.ready = asyncio.Event()
         self._listen()
@@ -207,7 +245,9 @@ class DiscordAdapter:
 
         async def setup_hook() -> None:
             # Runs once per process after login, before the gateway connects.
-            await self.sync_commands(force=False)
+            if self._translator is not None:
+                await self.tree.set_translator(self._translator)
+            await self.sync_commands(force=self._force_sync)
 
         client.setup_hook = setup_hook  # type: ignore[method-assign]
 
@@ -287,6 +327,7 @@ class DiscordAdapter:
         """(Re)build the slash commands from the registry."""
         self.tree.clear_commands(guild=None)
         build_tree(self.tree, specs, renderer, self._run_slash)
+        self._translator = CatalogTranslator(renderer)
 
     def attach(self, dispatcher: Dispatcher) -> None:
         """Connect to the dispatcher and build the slash commands from its registry."""
@@ -296,14 +337,14 @@ class DiscordAdapter:
     async def sync_only(self, specs: Sequence[CommandSpec], renderer: Renderer) -> int:
         """`commops discord sync`: log in over HTTP, publish the commands, log out."""
         self.build_commands(specs, renderer)
+        self._force_sync = True
         async with self.client:
-            await self.client.login(self.settings.token)
-            await self.sync_commands(force=True)
+            await self.client.login(self.settings.token)  # runs setup_hook, which syncs
         return len(self.tree.get_commands())
 
     async def sync_commands(self, *, force: bool) -> bool:
         """Publish the slash commands when they changed since the last sync (or when forced)."""
-        fingerprint = commands_fingerprint(self.tree)
+        fingerprint = await commands_fingerprint(self.tree, self._translator)
         state = Path(self.settings.sync_state_file) if self.settings.sync_state_file else None
         unchanged = (
             state is not None
