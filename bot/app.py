@@ -49,6 +49,29 @@ def build_dispatcher(services: Services) -> Dispatcher:
     return dispatcher
 
 
+def telegram_adapter(config: Config) -> Adapter:
+    """The Telegram adapter as configured (imported lazily: python-telegram-bot is heavy)."""
+    from bot.telegram_adapter.adapter import TelegramAdapter, TelegramSettings
+
+    section = config.telegram
+    token = config.telegram_token()
+    if token is None:
+        raise ConfigError(f"telegram: no bot token in the environment variable {section.token_env}")
+    return TelegramAdapter(
+        TelegramSettings(
+            token=token,
+            mode=section.mode,
+            webhook_url=section.webhook_url,
+            listen=section.listen,
+            port=section.port,
+            secret_token=config.env.get(section.secret_token_env),
+            api_base_url=section.api_base_url,
+            api_base_file_url=section.api_base_file_url,
+            admin_cache_seconds=section.admin_cache_seconds,
+        )
+    )
+
+
 def discord_adapter(config: Config) -> Adapter:
     """The Discord adapter as configured (imported lazily: discord.py is heavy to load)."""
     from bot.discord_adapter.adapter import DiscordAdapter, DiscordSettings
@@ -159,24 +182,7 @@ class CommopsApp:
                 console.write = console.gateway.write = self.write
             return console
         if name == "telegram":
-            from bot.telegram_adapter.adapter import TelegramAdapter, TelegramSettings
-
-            section = self.config.telegram
-            token = self.config.telegram_token()
-            assert token is not None  # Config.adapters() refuses telegram without a token
-            return TelegramAdapter(
-                TelegramSettings(
-                    token=token,
-                    mode=section.mode,
-                    webhook_url=section.webhook_url,
-                    listen=section.listen,
-                    port=section.port,
-                    secret_token=self.config.env.get(section.secret_token_env),
-                    api_base_url=section.api_base_url,
-                    api_base_file_url=section.api_base_file_url,
-                    admin_cache_seconds=section.admin_cache_seconds,
-                )
-            )
+            return telegram_adapter(self.config)
         if name == "discord":
             return discord_adapter(self.config)
         raise ConfigError(f"bot.adapters: no adapter called {name!r}")
