@@ -1,4 +1,4 @@
-"""`/settings`: a community's time zone and language, changed by its managers."""
+"""`/settings`: a community's time zone, language and special chats, changed by its managers."""
 
 from __future__ import annotations
 
@@ -37,3 +37,46 @@ async def set_language(event: CommandEvent, ctx: HandlerContext) -> OutgoingMess
     previous = ctx.community.locale
     ctx.community.locale = ctx.args.language
     return ctx.render("settings.j2", changed="language", previous=previous)
+
+
+# Chats a community can name for its automatic posts; other features read these keys.
+SPECIAL_CHATS = {"announcements": "announcements_chat", "managers": "managers_chat"}
+
+
+def special_chat(settings: dict, purpose: str) -> dict[str, str] | None:
+    """The chat chosen for `purpose` ("announcements" or "managers"), if a manager chose one."""
+    chosen = settings.get(SPECIAL_CHATS[purpose])
+    return chosen if isinstance(chosen, dict) else None
+
+
+async def _choose_chat(event: CommandEvent, ctx: HandlerContext, purpose: str) -> OutgoingMessage:
+    key = SPECIAL_CHATS[purpose]
+    settings = dict(ctx.community.settings or {})
+    previous = special_chat(settings, purpose)
+    if ctx.args.where == "here":
+        settings[key] = {"id": event.chat.chat_id, "title": event.chat.title or ""}
+    else:
+        settings.pop(key, None)
+    # A new dict, so SQLAlchemy sees the JSON column change.
+    ctx.community.settings = settings
+    return ctx.render(
+        "settings.j2",
+        changed=purpose,
+        previous_chat=previous,
+        chosen=special_chat(settings, purpose),
+    )
+
+
+_WHERE = [Param("where", Choice(("here", "off"), label="here|off"))]
+
+
+@router.command("settings announcements", params=_WHERE, min_role=Role.MANAGER)
+async def set_announcements(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
+    """Post automatic announcements in this chat (`here`), or back in the main chat (`off`)."""
+    return await _choose_chat(event, ctx, "announcements")
+
+
+@router.command("settings managers", params=_WHERE, min_role=Role.MANAGER)
+async def set_managers_chat(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
+    """Send managers' reports and alerts to this chat (`here`), or stop (`off`)."""
+    return await _choose_chat(event, ctx, "managers")

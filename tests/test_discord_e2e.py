@@ -282,3 +282,14 @@ async def test_slash_commands_are_described_in_chinese_for_chinese_clients(
     stats = synced["stats"]
     assert stats.description.startswith("Today's and yesterday's")
     assert stats.description_localizations[discord.Locale.chinese].startswith("今天和昨天")
+
+
+async def test_a_manager_picks_the_announcements_channel_from_inside_it(
+    bot: DiscordAdapter, discord_sim: DiscordSim
+) -> None:
+    chosen = await discord_sim.slash(
+        "boss", "announcements", "settings announcements", where="here"
+    )
+    assert "posted here, in **announcements**" in chosen.response.content
+    shown = await discord_sim.slash("boss", "general", "settings show")
+    assert "Announcements: **announcements**" in shown.response.content

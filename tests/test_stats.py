@@ -114,3 +114,23 @@ async def test_a_community_is_named_after_the_server_not_the_channel(dispatcher,
     await dispatcher.handle(message(ALICE, NOW, chat=channel), gateway)
     await dispatcher.handle(command(ALICE, "/stats", NOW, chat=channel), gateway)
     assert "Pixel Club — activity" in gateway.last
+
+
+async def test_managers_choose_the_announcements_and_managers_chats(dispatcher, gateway, clock):
+    clock.set(NOW)
+    gateway.roles[BOSS.user_id] = Role.MANAGER
+    staff = ChatRef(Platform.CONSOLE, "chat-staff", "community-1", "Staff room", ChatKind.GROUP)
+    await dispatcher.handle(command(BOSS, "/settings managers here", NOW, chat=staff), gateway)
+    assert gateway.last.startswith("✅ Managers' reports and alerts will be sent here, to Staff")
+    await dispatcher.handle(command(BOSS, "/settings announcements here", NOW), gateway)
+    assert "posted here, in Test *Group*" in gateway.last
+    await dispatcher.handle(command(BOSS, "/settings", NOW), gateway)
+    assert "Announcements: Test *Group*" in gateway.last
+    assert "Managers' chat: Staff room" in gateway.last
+    await dispatcher.handle(command(ALICE, "/settings announcements off", NOW), gateway)
+    assert "Only the community's managers" in gateway.last
+    await dispatcher.handle(command(BOSS, "/settings announcements off", NOW), gateway)
+    await dispatcher.handle(command(BOSS, "/settings", NOW), gateway)
+    assert "Announcements: where each post is planned" in gateway.last
+    await dispatcher.handle(command(BOSS, "/settings managers elsewhere", NOW), gateway)
+    assert '"elsewhere" isn\'t one of: here, off.' in gateway.last
