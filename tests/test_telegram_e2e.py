@@ -58,6 +58,10 @@ def e2e_router() -> Router:
         seen.append(event)
         return OutgoingMessage(f"{event.actor.display_name} chose {event.data}")
 
+    @router.button("secret:")
+    async def secret(event: ButtonPressed, ctx: HandlerContext) -> OutgoingMessage:
+        return OutgoingMessage("🤫 Only you can see this", private=True)
+
     @router.on(PollVote)
     async def voted(event: PollVote, ctx: HandlerContext) -> None:
         seen.append(event)
@@ -359,3 +363,15 @@ async def test_a_group_upgraded_to_a_supergroup_keeps_its_history(
     await telegram_api.send_command(ALICE, "stats", chat_id=new)
     [stats] = await wait_for(lambda: telegram_api.sent_messages(new), "stats after the upgrade")
     assert "💬 Messages: 3 · yesterday 0" in stats.message["text"]
+
+
+async def test_a_private_reply_to_a_button_is_a_toast_only_the_member_sees(
+    running_bot: TelegramAdapter,
+    telegram_api: TelegramEmulator,  # noqa: F811
+) -> None:
+    await telegram_api.send_command(ALICE, "quiz")
+    [prompt] = await replies(telegram_api, 1)
+    await telegram_api.press_button(BOB, prompt.message, "secret:1")
+    [answer] = await wait_for(telegram_api.callback_answers, "the button answer")
+    assert answer.params["text"] == "🤫 Only you can see this"
+    assert len(await telegram_api.sent_messages(GROUP)) == 1  # nothing posted in the group

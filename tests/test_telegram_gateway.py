@@ -263,3 +263,34 @@ async def test_oversized_button_data_is_refused(gateway):
 
 async def test_member_count(gateway):
     assert await gateway.member_count(GROUP) == 42
+
+
+class CallbackBot(FakeBot):
+    async def answer_callback_query(self, callback_query_id: str, **kwargs: Any) -> bool:
+        self._record("answerCallbackQuery", callback_query_id=callback_query_id, **kwargs)
+        return True
+
+
+async def test_a_private_reply_to_a_press_is_the_press_answer(clock):
+    from bot.telegram_adapter.gateway import CallbackGateway
+
+    bot = CallbackBot()
+    base = TelegramGateway(bot, backoff=0, monotonic=clock)  # type: ignore[arg-type]
+    press = CallbackGateway(base, "cb-1", ALICE)
+    assert press.capabilities.ephemeral
+    await press.send(GROUP, OutgoingMessage("✅ You're **in**!", private=True))
+    assert bot.calls[-1] == (
+        "answerCallbackQuery",
+        {"callback_query_id": "cb-1", "text": "✅ You're in!", "show_alert": False},
+    )
+    assert press.answered
+    # A second private reply can't be another answer: it goes to the member privately...
+    await press.send(GROUP, OutgoingMessage("Details follow", private=True))
+    assert bot.calls[-1][0] == "sendMessage" and bot.calls[-1][1]["chat_id"] == ALICE.user_id
+    # ...or to the chat when the member never started the bot.
+    bot.fail["sendMessage"] = [Forbidden("bot can't initiate conversation")]
+    await press.send(GROUP, OutgoingMessage("x" * 300, private=True))
+    assert bot.calls[-1][1]["chat_id"] == GROUP.chat_id
+    # Public replies are unchanged.
+    await press.send(GROUP, OutgoingMessage("Everyone sees this"))
+    assert bot.calls[-1][1]["text"] == "Everyone sees this"

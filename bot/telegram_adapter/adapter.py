@@ -23,8 +23,14 @@ from telegram import (
 from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.telegram_adapter.gateway import TelegramGateway
-from bot.telegram_adapter.translate import BotIdentity, admin_change, migration, translate
+from bot.telegram_adapter.gateway import CallbackGateway, TelegramGateway
+from bot.telegram_adapter.translate import (
+    BotIdentity,
+    admin_change,
+    migration,
+    translate,
+    user_ref,
+)
 from handlers.core.events import ChatRef
 from handlers.core.render import LOCALES, Renderer
 from handlers.core.router import CommandSpec, Dispatcher
@@ -113,14 +119,18 @@ class TelegramAdapter:
         moved = migration(update)
         if moved is not None:
             await self._migrate(*moved)
+        query = update.callback_query
+        gateway: TelegramGateway = self.gateway
+        if query is not None:
+            gateway = CallbackGateway(self.gateway, query.id, user_ref(query.from_user))
         for event in translate(update, self.me, poll_chats=self.poll_chats):
-            await self._dispatcher.handle(event, self.gateway)
-        if update.callback_query is not None:
+            await self._dispatcher.handle(event, gateway)
+        if isinstance(gateway, CallbackGateway) and not gateway.answered:
             # Telegram shows a spinner on the button until the press is acknowledged.
             try:
-                await self.application.bot.answer_callback_query(update.callback_query.id)
+                await self.application.bot.answer_callback_query(query.id)
             except TelegramError:
-                log.warning("could not acknowledge button press %s", update.callback_query.id)
+                log.warning("could not acknowledge button press %s", query.id)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram update failed", exc_info=context.error)

@@ -13,7 +13,7 @@ import logging
 import time
 import warnings
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from telegram import (
@@ -35,7 +35,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 
 from handlers.core.events import ChatKind, ChatRef, Platform, Role, UserRef
 from handlers.core.gateway import GatewayError, PrivateMessageUnavailable
-from handlers.core.markup import split_message, to_html
+from handlers.core.markup import split_message, to_html, to_plain
 from handlers.core.outgoing import (
     Button,
     Capabilities,
@@ -295,3 +295,55 @@ class TelegramGateway:
             )
         except (GatewayError, Forbidden):
             return None
+
+
+# Telegram shows a callback answer as a toast up to 200 characters (an alert box above that).
+CALLBACK_TEXT_LIMIT = 200
+
+
+class CallbackGateway(TelegramGateway):
+    """The gateway for one button press: a private reply becomes the press's own answer
+    (a toast only the member sees), Telegram's ephemeral reply; the rest is unchanged."""
+
+    capabilities = Capabilities(
+        native_polls=True,
+        buttons=True,
+        images=True,
+        ephemeral=True,
+        roles=False,
+        private_messages=True,
+        max_text_length=MessageLimit.MAX_TEXT_LENGTH,
+    )
+
+    def __init__(self, base: TelegramGateway, callback_query_id: str, presser: UserRef) -> None:
+        super().__init__(
+            base.bot, admin_ttl=base.admin_ttl, retries=base.retries, backoff=base.backoff,
+            monotonic=base.monotonic,
+        )  # fmt: skip
+        # Share the administrator cache and poll bookkeeping with the adapter's gateway.
+        self._admins = base._admins
+        self.on_poll_sent = base.on_poll_sent
+        self.callback_query_id = callback_query_id
+        self.presser = presser
+        self.answered = False
+
+    async def send(
+        self, chat: ChatRef, message: OutgoingMessage, *, reply_to: str | None = None
+    ) -> SentMessage:
+        if not message.private:
+            return await super().send(chat, message, reply_to=reply_to)
+        text = to_plain(message.text)
+        if self.answered or len(text) > CALLBACK_TEXT_LIMIT or message.image or message.buttons:
+            # Too much for a toast: a private message, or the chat if the member has none.
+            try:
+                return await self.send_private(self.presser, message)
+            except PrivateMessageUnavailable:
+                return await super().send(chat, replace(message, private=False))
+        await self._call(
+            "answerCallbackQuery",
+            lambda: self.bot.answer_callback_query(
+                self.callback_query_id, text=text, show_alert=len(text) > 64
+            ),
+        )
+        self.answered = True
+        return SentMessage(chat, f"callback:{self.callback_query_id}")
