@@ -178,3 +178,24 @@ class MemberDay(Base):
     reactions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     replies: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     characters: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class Occurrence(Base):
+    """One scheduled firing (`what` at `due_at`), claimed before it acts so it acts once.
+
+    Status: claimed -> done | failed; or missed (too late to act, recorded for managers).
+    A `claimed` row that never finished means the process died mid-firing: it is not retried
+    (at most once), and reports show it.
+    """
+
+    __tablename__ = "occurrences"
+    __table_args__ = (UniqueConstraint("what", "due_at"), Index(None, "status", "due_at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    what: Mapped[str] = mapped_column(String(128))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    detail: Mapped[str | None] = mapped_column(String(256))

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import Database, alembic_config
-from storage.models import Base, Chat, Community, CommunityDay
+from storage.models import Base, Chat, Community, CommunityDay, Occurrence
 from tests.conftest import postgres_schema_database
 
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -70,8 +70,28 @@ async def _version_rows(db: Database) -> list[str]:
         return list((await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars())
 
 
-def test_head_is_the_initial_schema() -> None:
-    assert HEAD == "0001"
+def test_revisions_form_one_linear_chain() -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    assert len(script.get_heads()) == 1
+    chain = [rev.revision for rev in script.walk_revisions()]
+    assert chain[0] == HEAD and chain[-1] == "0001"
+    assert len(chain) == len(set(chain))
+
+
+async def test_upgrading_from_the_previous_revision_keeps_the_data(empty_db: Database) -> None:
+    await empty_db.migrate("0001")
+    async with empty_db.session() as s:
+        await s.execute(
+            insert(Community).values(
+                platform="telegram", external_id="-1", title="Kept", timezone="UTC",
+                locale="en", settings={}, created_at=datetime(2026, 1, 1, tzinfo=UTC),
+            )
+        )  # fmt: skip
+    await empty_db.migrate()
+    assert await empty_db.current_revision() == HEAD
+    async with empty_db.session() as s:
+        assert (await s.execute(select(Community.title))).scalar_one() == "Kept"
+        assert (await s.execute(select(func.count()).select_from(Occurrence))).scalar_one() == 0
 
 
 async def test_upgrade_from_empty_reaches_head(empty_db: Database) -> None:

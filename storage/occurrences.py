@@ -1,0 +1,109 @@
+"""Occurrence claims: every scheduled firing acts at most once, across restarts and instances.
+
+A firing first inserts its `(what, due_at)` row; the unique key lets exactly one process
+win. The winner acts and records the outcome. A firing that comes too late (the bot was
+down past the grace window) is recorded as missed instead, so it can be reported, never
+silently dropped and never posted stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Occurrence
+
+OCCURRENCES = Occurrence.__table__
+
+
+class OccurrenceStatus(StrEnum):
+    CLAIMED = "claimed"
+    DONE = "done"
+    FAILED = "failed"
+    MISSED = "missed"
+
+
+class ClaimOutcome(StrEnum):
+    CLAIMED = "claimed"  # this process won and must act
+    TAKEN = "taken"  # another process (or an earlier run of this one) already has it
+    MISSED = "missed"  # too late: recorded as missed, do not act
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    outcome: ClaimOutcome
+    occurrence_id: int | None = None
+
+
+async def claim(
+    session: AsyncSession,
+    what: str,
+    due_at: datetime,
+    *,
+    now: datetime,
+    instance: str,
+    grace: timedelta,
+) -> Claim:
+    """Claim one firing; the caller commits before acting so other instances see the claim."""
+    late = now - due_at > grace
+    status = OccurrenceStatus.MISSED if late else OccurrenceStatus.CLAIMED
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    stmt = (
+        insert(OCCURRENCES)
+        .values(
+            what=what[:128],
+            due_at=due_at,
+            status=status.value,
+            claimed_by=instance[:64],
+            claimed_at=now,
+            finished_at=now if late else None,
+            detail=f"late by {now - due_at}" if late else None,
+        )
+        .on_conflict_do_nothing(index_elements=[OCCURRENCES.c.what, OCCURRENCES.c.due_at])
+        .returning(OCCURRENCES.c.id)
+    )
+    inserted = (await session.execute(stmt)).scalar_one_or_none()
+    if inserted is None:
+        return Claim(ClaimOutcome.TAKEN)
+    return Claim(ClaimOutcome.MISSED if late else ClaimOutcome.CLAIMED, inserted)
+
+
+async def finish(
+    session: AsyncSession,
+    occurrence_id: int,
+    *,
+    now: datetime,
+    failed: bool = False,
+    detail: str | None = None,
+) -> None:
+    """Record how a claimed firing ended."""
+    status = OccurrenceStatus.FAILED if failed else OccurrenceStatus.DONE
+    await session.execute(
+        update(OCCURRENCES)
+        .where(OCCURRENCES.c.id == occurrence_id)
+        .values(status=status.value, finished_at=now, detail=(detail or None) and detail[:256])
+    )
+
+
+async def unfinished_or_missed(
+    session: AsyncSession, *, since: datetime, prefix: str = ""
+) -> Sequence[Occurrence]:
+    """Firings since `since` that were missed, failed, or never finished: for managers' reports."""
+    query = (
+        select(Occurrence)
+        .where(
+            Occurrence.due_at >= since,
+            Occurrence.status.in_(
+                [OccurrenceStatus.MISSED, OccurrenceStatus.FAILED, OccurrenceStatus.CLAIMED]
+            ),
+            Occurrence.what.startswith(prefix),
+        )
+        .order_by(Occurrence.due_at, Occurrence.what)
+    )
+    return (await session.execute(query)).scalars().all()
