@@ -48,10 +48,6 @@ async def ensure_community(
     return community
 
 
-async def get_community(session: AsyncSession, community_id: int) -> Community | None:
-    return await session.get(Community, community_id)
-
-
 async def rekey_community(session: AsyncSession, platform: str, old: str, new: str) -> bool:
     """Move a community (and its chat) to a new platform id, keeping its history.
 

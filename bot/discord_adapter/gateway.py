@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -226,15 +227,7 @@ class InteractionGateway(DiscordGateway):
     """The gateway for one slash command or button press: the first reply answers the
     interaction (ephemeral when private), later ones are follow-ups."""
 
-    capabilities = Capabilities(
-        native_polls=True,
-        buttons=True,
-        images=True,
-        ephemeral=True,
-        roles=True,
-        private_messages=True,
-        max_text_length=MAX_CONTENT,
-    )
+    capabilities = replace(DiscordGateway.capabilities, ephemeral=True)
 
     def __init__(self, base: DiscordGateway, interaction: discord.Interaction) -> None:
         super().__init__(

@@ -48,9 +48,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Telegram's service account that sends on behalf of anonymous group administrators.
-GROUP_ANONYMOUS_BOT_ID = "1087968824"
-
 
 def split_for_telegram(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
     """Split neutral Markdown at line breaks so each piece's HTML fits in one message."""
@@ -265,8 +262,9 @@ class TelegramGateway:
     async def role_of(self, chat: ChatRef, user: UserRef) -> Role:
         if chat.kind is ChatKind.PRIVATE:
             return Role.MEMBER
-        if user.user_id in (chat.chat_id, GROUP_ANONYMOUS_BOT_ID):
-            # Only an administrator can post as the group itself (an anonymous admin).
+        if user.user_id == chat.chat_id:
+            # Only an administrator can post as the group itself (an anonymous admin;
+            # translation attributes those messages to the group, not @GroupAnonymousBot).
             return Role.MANAGER
         admins = self._admins.get(chat.chat_id)
         if admins is None or admins.expires <= self.monotonic():
@@ -305,15 +303,7 @@ class CallbackGateway(TelegramGateway):
     """The gateway for one button press: a private reply becomes the press's own answer
     (a toast only the member sees), Telegram's ephemeral reply; the rest is unchanged."""
 
-    capabilities = Capabilities(
-        native_polls=True,
-        buttons=True,
-        images=True,
-        ephemeral=True,
-        roles=False,
-        private_messages=True,
-        max_text_length=MessageLimit.MAX_TEXT_LENGTH,
-    )
+    capabilities = replace(TelegramGateway.capabilities, ephemeral=True)
 
     def __init__(self, base: TelegramGateway, callback_query_id: str, presser: UserRef) -> None:
         super().__init__(

@@ -6,7 +6,7 @@ object is reachable from a handler and an event costs a few hundred bytes to buf
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum, StrEnum
 
@@ -78,10 +78,6 @@ class UserRef:
     username: str | None = None
     is_bot: bool = False
 
-    @property
-    def mention_name(self) -> str:
-        return f"@{self.username}" if self.username else self.display_name
-
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -145,15 +141,4 @@ class ButtonPressed(Event):
 @dataclass(frozen=True, slots=True)
 class PollVote(Event):
     poll_id: str
-    option_ids: tuple[int, ...] = field(default_factory=tuple)
-
-
-ChatEvent = (
-    MessageEvent
-    | CommandEvent
-    | MemberJoined
-    | MemberLeft
-    | ReactionAdded
-    | ButtonPressed
-    | PollVote
-)
+    option_ids: tuple[int, ...] = ()

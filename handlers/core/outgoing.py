@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from handlers.core.events import ChatRef
 
@@ -67,4 +67,3 @@ class Capabilities:
     roles: bool = False
     private_messages: bool = False
     max_text_length: int = 4096
-    extra: dict[str, object] = field(default_factory=dict)
