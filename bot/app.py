@@ -54,12 +54,9 @@ def telegram_adapter(config: Config) -> Adapter:
     from bot.telegram_adapter.adapter import TelegramAdapter, TelegramSettings
 
     section = config.telegram
-    token = config.telegram_token()
-    if token is None:
-        raise ConfigError(f"telegram: no bot token in the environment variable {section.token_env}")
     return TelegramAdapter(
         TelegramSettings(
-            token=token,
+            token=config.require_token("telegram"),
             mode=section.mode,
             webhook_url=section.webhook_url,
             listen=section.listen,
@@ -77,12 +74,9 @@ def discord_adapter(config: Config) -> Adapter:
     from bot.discord_adapter.adapter import DiscordAdapter, DiscordSettings
 
     section = config.discord
-    token = config.discord_token()
-    if token is None:
-        raise ConfigError(f"discord: no bot token in the environment variable {section.token_env}")
     return DiscordAdapter(
         DiscordSettings(
-            token=token,
+            token=config.require_token("discord"),
             prefix=section.prefix,
             message_content=section.message_content,
             manager_role=section.manager_role,

@@ -173,30 +173,30 @@ class Config(_Section):
                 values.append(str(password))
         return values
 
-    def telegram_token(self) -> str | None:
-        return self.env.get(self.telegram.token_env) or None
+    def token(self, platform: Literal["telegram", "discord"]) -> str | None:
+        """The platform's bot token, from the environment variable its section names."""
+        section: TelegramSection | DiscordSection = getattr(self, platform)
+        return self.env.get(section.token_env) or None
 
-    def discord_token(self) -> str | None:
-        return self.env.get(self.discord.token_env) or None
+    def require_token(self, platform: Literal["telegram", "discord"]) -> str:
+        token = self.token(platform)
+        if token is None:
+            env_name = getattr(self, platform).token_env
+            raise ConfigError(
+                f"{platform}.token_env: {platform} needs a bot token in the environment "
+                f"variable {env_name}"
+            )
+        return token
 
     def adapters(self) -> list[str]:
         """Adapters to start: `auto` means every platform with a token, else the console."""
         chosen = [a for a in self.bot.adapters if a != "auto"]
-        if "auto" in self.bot.adapters and self.telegram_token():
-            chosen.append("telegram")
-        if "auto" in self.bot.adapters and self.discord_token():
-            chosen.append("discord")
+        if "auto" in self.bot.adapters:
+            chosen += [p for p in ("telegram", "discord") if self.token(p)]
         chosen = list(dict.fromkeys(chosen))
-        if "discord" in chosen and not self.discord_token():
-            raise ConfigError(
-                f"bot.adapters: discord needs a bot token in the environment variable "
-                f"{self.discord.token_env}"
-            )
-        if "telegram" in chosen and not self.telegram_token():
-            raise ConfigError(
-                f"bot.adapters: telegram needs a bot token in the environment variable "
-                f"{self.telegram.token_env}"
-            )
+        for platform in ("telegram", "discord"):
+            if platform in chosen:
+                self.require_token(platform)
         if self.telegram.mode == "webhook" and "telegram" in chosen:
             if not self.telegram.webhook_url:
                 raise ConfigError("telegram.webhook_url: webhook mode needs the public URL")

@@ -82,3 +82,22 @@ def test_database_url_from_the_environment_wins():
     config = parse_config({}, source="x", env={DATABASE_URL_ENV: "postgresql://a:pw123@h/db"})
     assert config.database_url() == "postgresql://a:pw123@h/db"
     assert config.secrets() == ["pw123"]
+
+
+def test_adapters_follow_the_tokens_in_the_environment():
+    none = parse_config({}, source="x", env={})
+    assert none.adapters() == ["console"]
+    both = parse_config(
+        {}, source="x", env={"COMMOPS_TELEGRAM_TOKEN": "1:a", "COMMOPS_DISCORD_TOKEN": "d"}
+    )
+    assert both.adapters() == ["telegram", "discord"]
+    assert both.require_token("discord") == "d"
+    asked = parse_config({"bot": {"adapters": ["telegram"]}}, source="c.toml", env={})
+    with pytest.raises(ConfigError, match="telegram needs a bot token in the environment "
+                       "variable COMMOPS_TELEGRAM_TOKEN"):  # fmt: skip
+        asked.adapters()
+    webhook = parse_config(
+        {"telegram": {"mode": "webhook"}}, source="c.toml", env={"COMMOPS_TELEGRAM_TOKEN": "1:a"}
+    )
+    with pytest.raises(ConfigError, match="webhook mode needs the public URL"):
+        webhook.adapters()
