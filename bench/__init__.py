@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from storage.db import Database, async_url
+from storage.db import Database, async_url, schema_database
 
 POSTGRES_URL_ENV = "COMMOPS_BENCH_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -98,25 +98,10 @@ def _remove_sqlite_files(path: Path) -> None:
             Path(f"{path}{suffix}").unlink()
 
 
-@asynccontextmanager
-async def _fresh_postgres(target: Target) -> AsyncIterator[Database]:
-    """A throwaway schema on the PostgreSQL server, dropped afterwards."""
+def _fresh_postgres(target: Target) -> AbstractAsyncContextManager[Database]:
+    """A throwaway schema on the PostgreSQL server, migrated, dropped afterwards."""
     assert target.url is not None
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(async_url(target.url))
-    try:
-        async with admin.begin() as conn:
-            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        db = Database(target.url, connect_args={"server_settings": {"search_path": schema}})
-        try:
-            await db.migrate()
-            yield db
-        finally:
-            await db.dispose()
-            async with admin.begin() as conn:
-                await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        await admin.dispose()
+    return schema_database(target.url, prefix="bench")
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -93,6 +94,29 @@ class Database:
     def describe(self) -> str:
         """The URL with any password hidden, for logs and messages."""
         return self.url.render_as_string(hide_password=True)
+
+
+@asynccontextmanager
+async def schema_database(
+    url: str | URL, *, prefix: str = "t", migrate: bool = True
+) -> AsyncIterator[Database]:
+    """A `Database` on PostgreSQL in a new schema, dropped afterwards (tests, benchmarks)."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(async_url(url))
+    try:
+        async with admin.begin() as conn:
+            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        db = Database(url, connect_args={"server_settings": {"search_path": schema}})
+        try:
+            if migrate:
+                await db.migrate()
+            yield db
+        finally:
+            await db.dispose()
+            async with admin.begin() as conn:
+                await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        await admin.dispose()
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.app import build_dispatcher
 from handlers.core.context import Services
 from handlers.core.render import Renderer
 from handlers.core.router import Dispatcher
 from storage.activity import ActivityWriter, CommunityDefaults
-from storage.db import Database, async_url
+from storage.db import Database, schema_database
 from tests.fakes import FakeClock, RecordingGateway
 
 POSTGRES_URL = os.environ.get(
@@ -59,20 +56,8 @@ async def _sqlite_db(tmp_path) -> AsyncIterator[Database]:
 async def postgres_schema_database(*, migrate: bool = True) -> AsyncIterator[Database]:
     """A `Database` on the real PostgreSQL, confined to a new schema that is dropped after."""
     require_postgres()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(async_url(POSTGRES_URL))
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    db = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
-    try:
-        if migrate:
-            await db.migrate()
+    async with schema_database(POSTGRES_URL, migrate=migrate) as db:
         yield db
-    finally:
-        await db.dispose()
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 async def _postgres_db() -> AsyncIterator[Database]:
