@@ -254,3 +254,12 @@ async def test_errors_are_shown_only_to_the_member_where_the_platform_can(app, g
     await app.handle(command(ALICE, "/boom"), gateway)
     await app.handle(command(ALICE, "/echo 1"), gateway)
     assert [s.message.private for s in gateway.sent] == [True, True, False]
+
+
+async def test_an_unknown_word_after_a_group_command_lists_its_subcommands(app, gateway):
+    gateway.roles[BOSS.user_id] = Role.MANAGER
+    await app.handle(command(BOSS, "/settings frob"), gateway)
+    assert "/settings needs one of" in gateway.last
+    assert "/settings timezone <time zone>" in gateway.last
+    await app.handle(command(BOSS, "/settings"), gateway)
+    assert "Settings for" in gateway.last

@@ -160,7 +160,11 @@ class Dispatcher:
         if head and f"{name} {head.lower()}" in self.commands:
             return _Match(self.commands[f"{name} {head.lower()}"], rest.strip())
         if name in self.commands:
-            return _Match(self.commands[name], args.strip())
+            spec = self.commands[name]
+            if head and not (spec.params or spec.options) and self.subcommands(spec.name):
+                # `/settings frob`: a word after a bare group command means a subcommand.
+                return _Match(None, args, group=spec.name)
+            return _Match(spec, args.strip())
         if self.subcommands(name):
             return _Match(None, args, group=name)
         names = [key for key in self.commands if " " not in key]
