@@ -19,13 +19,22 @@ from handlers.core.clock import Clock, SystemClock
 from handlers.core.context import Services
 from handlers.core.render import Renderer
 from handlers.core.router import CommandSpec, Dispatcher
+from handlers.giveaways import commands as giveaway_commands
+from handlers.giveaways import entry as giveaway_entry
+from handlers.giveaways import lifecycle as giveaway_lifecycle
 from scheduler.service import SchedulerService
 from storage.activity import ActivityWriter, CommunityDefaults
 from storage.db import Database, alembic_config
 
 log = logging.getLogger(__name__)
 
-FEATURES = (help_feature.router, stats_feature.router, settings_feature.router)
+FEATURES = (
+    help_feature.router,
+    stats_feature.router,
+    settings_feature.router,
+    giveaway_commands.router,
+    giveaway_entry.router,
+)
 
 
 class Adapter(Protocol):
@@ -154,6 +163,7 @@ class CommopsApp:
             scheduler=scheduler,
         )
         self.dispatcher = build_dispatcher(self.services)
+        giveaway_lifecycle.install(self.services, scheduler)
         await scheduler.start()
         self.adapters = [self._adapter(name) for name in config.adapters()]
         log.info(

@@ -1,4 +1,4 @@
-"""The `commops` command: run, demo, migrate."""
+"""The `commops` command: run, demo, migrate, discord sync, giveaway export, verify-giveaway."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from bot.config import Config, ConfigError, load_config
 from bot.logging_setup import setup_logging
 
 EXIT_CONFIG = 2
+EXIT_BAD_INPUT = 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +59,24 @@ def _parser() -> argparse.ArgumentParser:
     discord_sub.required = True
     discord_sub.add_parser(
         "sync", parents=[common], help="publish the slash commands to Discord now"
+    )
+    verify_cmd = sub.add_parser(
+        "verify-giveaway",
+        parents=[common],
+        help="check a giveaway draw export: commitment, entrant list and every round's winners",
+    )
+    verify_cmd.add_argument("file", metavar="FILE", help="the exported JSON file, or - for stdin")
+    giveaway_cmd = sub.add_parser("giveaway", parents=[common], help="giveaway tools")
+    giveaway_sub = giveaway_cmd.add_subparsers(dest="giveaway_command", metavar="ACTION")
+    giveaway_sub.required = True
+    export = giveaway_sub.add_parser(
+        "export",
+        parents=[common],
+        help="write a drawn giveaway's record (seed, pseudonymous entrants, winners) as JSON",
+    )
+    export.add_argument("id", type=int, help="the giveaway's number (#id)")
+    export.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
     )
     return parser
 
@@ -108,9 +127,76 @@ async def _migrate(config: Config) -> int:
     return 0
 
 
+async def _export_giveaway(config: Config, giveaway_id: int, output: str | None) -> int:
+    """Export a drawn giveaway for independent checking: 0 written, 1 not exportable."""
+    from handlers.giveaways.commands import record_of
+    from handlers.giveaways.draw import record_to_json
+    from storage import giveaways as store
+    from storage.db import Database
+
+    db = Database(config.database_url())
+    try:
+        async with db.session() as session:
+            giveaway = await store.by_id(session, giveaway_id)
+            if giveaway is None or giveaway.status != store.GiveawayStatus.DRAWN:
+                state = "does not exist" if giveaway is None else f"is {giveaway.status}"
+                print(f"commops: giveaway {giveaway_id} {state}; only drawn ones export",
+                      file=sys.stderr)  # fmt: skip
+                return 1
+            text = record_to_json(await record_of(session, giveaway))
+    finally:
+        await db.dispose()
+    if output:
+        await asyncio.to_thread(Path(output).write_text, text + "\n", encoding="utf-8")
+        print(f"giveaway {giveaway_id} written to {output}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+def _verify_giveaway(source: str) -> int:
+    """Check a giveaway draw export and print the report: 0 verified, 1 failed, 2 unreadable."""
+    from handlers.giveaways.draw import commitment, record_from_json, verify
+
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8-sig")
+        record = record_from_json(text)
+    except (OSError, ValueError) as exc:
+        reason = " ".join(str(exc).split())
+        print(f"commops: cannot read giveaway export {source}: {reason}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    result = verify(record)
+    try:
+        committed = commitment(record.seed) == record.commitment
+    except ValueError:
+        committed = False
+    tickets = sum(e.weight for e in record.entrants)
+    sizes = [record.winners_wanted, *record.reroll_sizes]
+    print(f"Giveaway {record.giveaway_id}: {record.prize}")
+    print(f"Entrants:        {len(record.entrants):,} ({tickets:,} tickets)")
+    print(f"Entrants digest: {record.entrants_digest}")
+    print(f"Seed:            {record.seed}")
+    check = "matches" if committed else "does NOT match"
+    print(f"Commitment:      {record.commitment} (sha256 of the seed {check})")
+    for index, winners in enumerate(record.rounds):
+        name = "The draw" if index == 0 else f"Reroll {index}"
+        wanted = sizes[index] if index < len(sizes) else "?"
+        print(f"{name} ({wanted} wanted): {', '.join(winners) or 'no one'}")
+    if result.ok:
+        print("VERIFIED: the winners follow from the committed seed and the published entrants.")
+        return 0
+    print("FAILED:")
+    for problem in result.problems:
+        print(f"  - {problem}")
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "run"
+    if command == "verify-giveaway":
+        # Checking a draw needs no configuration: a broken commops.toml must not get in the way.
+        return _verify_giveaway(args.file)
     try:
         config = load_config(getattr(args, "config", None))
         logging_section = config.logging
@@ -124,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate(config))
         if command == "discord":
             return asyncio.run(_discord_sync(config))
+        if command == "giveaway":
+            return asyncio.run(_export_giveaway(config, args.id, args.output))
         if command == "demo":
             from bot.demo import run_demo
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import CommunityDay
+from storage.models import CommunityDay, Member, MemberDay, Membership
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +113,40 @@ async def stored_days(session: AsyncSession, community_id: int) -> dict[date, Da
         )
         for r in (await session.execute(query)).scalars()
     }
+
+
+async def member_messages_since(
+    session: AsyncSession, community_id: int, platform: str, user_id: str, since: date
+) -> int:
+    """A member's messages in a community from local day `since` on, from the rollups."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(MemberDay.messages), 0))
+        .join(Member, Member.id == MemberDay.member_id)
+        .where(
+            MemberDay.community_id == community_id,
+            MemberDay.day >= since,
+            Member.platform == platform,
+            Member.external_id == user_id,
+        )
+    )
+    return int(total or 0)
+
+
+async def member_since(
+    session: AsyncSession, community_id: int, platform: str, user_id: str
+) -> datetime | None:
+    """When the bot first knew the member in the community (join or first activity)."""
+    row = (
+        await session.execute(
+            select(Membership.first_seen_at, Membership.joined_at)
+            .join(Member, Member.id == Membership.member_id)
+            .where(
+                Membership.community_id == community_id,
+                Member.platform == platform,
+                Member.external_id == user_id,
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return min(t for t in row if t is not None)

@@ -199,3 +199,80 @@ class Occurrence(Base):
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     detail: Mapped[str | None] = mapped_column(String(256))
+
+
+class InstallSecret(Base):
+    """Random keys made once per install (e.g. for pseudonymous ids in exports)."""
+
+    __tablename__ = "install_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Giveaway(Base):
+    """A giveaway: open until `ends_at`, then drawn once (or cancelled).
+
+    `seed` stays secret until the draw; `commitment` (its SHA-256) is published at start.
+    `entry_count` is kept with the entries in one transaction, so `max_entries` holds
+    under concurrent presses. `rounds` lists the draw and each reroll (asked size, who, when).
+    """
+
+    __tablename__ = "giveaways"
+    __table_args__ = (Index(None, "status", "ends_at"), Index(None, "community_id", "status"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    chat_title: Mapped[str | None] = mapped_column(String(256))
+    chat_kind: Mapped[str] = mapped_column(String(16))
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    prize: Mapped[str] = mapped_column(String(256))
+    winners: Mapped[int] = mapped_column(Integer)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    seed: Mapped[str] = mapped_column(String(64))
+    commitment: Mapped[str] = mapped_column(String(64))
+    requirements: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    max_entries: Mapped[int | None] = mapped_column(Integer)
+    entry_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    count_shown: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    drawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    drawn_late: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    entrants_digest: Mapped[str | None] = mapped_column(String(64))
+    rounds: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    result_message_id: Mapped[str | None] = mapped_column(String(64))
+    result_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class GiveawayEntry(Base):
+    """One member's entry; the primary key makes a second entry impossible."""
+
+    __tablename__ = "giveaway_entries"
+    __table_args__ = (UniqueConstraint("giveaway_id", "entrant_id"),)
+
+    giveaway_id: Mapped[int] = mapped_column(
+        ForeignKey("giveaways.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entrant_id: Mapped[str] = mapped_column(String(32))
+    display_name: Mapped[str] = mapped_column(String(256))
+    weight: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class GiveawayWinner(Base):
+    """A winner: `round` 0 is the draw, 1.. are rerolls; `position` orders each round."""
+
+    __tablename__ = "giveaway_winners"
+
+    giveaway_id: Mapped[int] = mapped_column(
+        ForeignKey("giveaways.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    round: Mapped[int] = mapped_column(SmallInteger)
+    position: Mapped[int] = mapped_column(SmallInteger)
+    notified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

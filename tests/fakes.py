@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from handlers.core.events import (
+    ButtonPressed,
     ChatKind,
     ChatRef,
     CommandEvent,
@@ -19,7 +20,7 @@ from handlers.core.events import (
     Role,
     UserRef,
 )
-from handlers.core.gateway import PrivateMessageUnavailable
+from handlers.core.gateway import MemberProfile, PrivateMessageUnavailable
 from handlers.core.markup import to_plain
 from handlers.core.outgoing import Capabilities, OutgoingMessage, OutgoingPoll, SentMessage
 
@@ -64,6 +65,7 @@ class RecordingGateway:
         default_factory=lambda: Capabilities(buttons=True, private_messages=True)
     )
     roles: dict[str, Role] = field(default_factory=dict)
+    profiles: dict[str, MemberProfile] = field(default_factory=dict)
     no_private: set[str] = field(default_factory=set)
     fail_sends: bool = False
     sent: list[Sent] = field(default_factory=list)
@@ -103,6 +105,9 @@ class RecordingGateway:
 
     async def member_count(self, chat: ChatRef) -> int | None:
         return None
+
+    async def profile(self, chat: ChatRef, user: UserRef) -> MemberProfile:
+        return self.profiles.get(user.user_id, MemberProfile())
 
     @property
     def texts(self) -> list[str]:
@@ -171,3 +176,10 @@ def reaction(
     who: UserRef, message_id: str, at: datetime = T0, *, chat: ChatRef = CHAT, emoji: str = "👍"
 ) -> ReactionAdded:
     return ReactionAdded(chat, who, at, f"r:{message_id}:{who.user_id}:{emoji}", message_id, emoji)
+
+
+def press(
+    who: UserRef, data: str, message_id: str = "out-1", at: datetime = T0, *, chat: ChatRef = CHAT
+) -> ButtonPressed:
+    n = next(_keys)
+    return ButtonPressed(chat, who, at, f"press:{n}", message_id, data, f"interaction-{n}")

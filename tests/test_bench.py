@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bench import __main__ as bench_main
-from bench import ingest
+from bench import draw, ingest
 
 SMALLEST = ["--quick", "--events", "60", "--db", "sqlite", "--only", "ingest"]
 
@@ -44,8 +44,11 @@ def test_unreachable_postgresql_is_reported_and_skipped(tmp_path, capsys, monkey
     assert bench_main.main(["--quick", "--db", "postgresql", "--json", str(out)]) == 0
 
     assert "postgresql: SKIPPED" in capsys.readouterr().out
-    (result,) = json.loads(out.read_text())["results"]
+    results = json.loads(out.read_text())["results"]
+    (result,) = [r for r in results if r["db"] == "postgresql"]
     assert result["db"] == "postgresql" and "does not answer" in result["skipped"]
+    # The draw needs no database, so it still ran, once.
+    assert [r["benchmark"] for r in results if r["db"] == draw.DB] == [draw.NAME]
 
 
 def test_fewer_than_three_repetitions_are_refused() -> None:
@@ -63,3 +66,55 @@ def test_expected_counts_match_the_workload() -> None:
     assert counts.messages + counts.reactions == 500
     assert 0 < counts.replies < counts.messages
     assert counts.reactions > 0
+
+
+def test_every_benchmark_is_registered() -> None:
+    assert set(bench_main.BENCHMARKS) == {ingest.NAME, draw.NAME}
+    assert set(bench_main.DATABASE_FREE) == {draw.NAME}
+
+
+def test_draw_runs_once_without_a_database_whatever_db_says(tmp_path, capsys) -> None:
+    """`--db all` probes no server for it; three verified variants; the baseline ratio is 1."""
+    out = tmp_path / "results.json"
+    argv = ["--quick", "--events", "300", "--only", "draw", "--db", "all", "--json", str(out)]
+
+    assert bench_main.main([*argv, "--workdir", str(tmp_path / "db")]) == 0
+
+    printed = capsys.readouterr().out
+    assert "draw · none · quick" in printed and "SKIPPED" not in printed
+    document = json.loads(out.read_text())
+    (result,) = document["results"]
+    assert (result["benchmark"], result["db"], result["skipped"]) == ("draw", "none", None)
+    variants = {v["name"]: v for v in result["variants"]}
+    assert set(variants) == set(draw.VARIANTS)
+    for v in variants.values():
+        assert v["verified"], v["error"]
+        assert len(v["seconds"]) == 3
+        assert v["events"] == 300 and v["events_per_second"] > 0
+    assert variants[draw.NAIVE]["baseline"]
+    assert variants[draw.NAIVE]["ratio_vs_baseline"] == 1.0
+    assert variants[draw.WEIGHTED]["extra"]["tickets"] == 300 + 2 * 30
+    assert document["workloads"]["draw"]["events"] == draw.QUICK.events
+    assert "handlers.giveaways.draw" in document["machine"]["code_sha256"]
+
+
+def test_a_draw_returning_wrong_winners_is_marked_and_fails_the_run(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setattr(draw, "draw", lambda seed, entrants, count: [])
+    argv = ["--quick", "--events", "50", "--only", "draw", "--json", str(tmp_path / "r.json")]
+
+    assert bench_main.main(argv) == 1
+
+    assert "WRONG: winners" in capsys.readouterr().out
+
+
+def test_draw_baseline_subset_gets_its_own_reference() -> None:
+    load = draw.Workload(events=400, baseline_events=100)
+    p = draw.plan(load)
+    fn, entrants, want = p.work[draw.NAIVE]
+    assert len(entrants) == 100 and fn(load.seed, entrants, load.winners) == want
+    _, everyone, want_all = p.work[draw.DRAW]
+    assert len(everyone) == 400 and want_all == draw.naive(load.seed, everyone, load.winners)
+    _, heavy, _ = p.work[draw.WEIGHTED]
+    assert [e.weight for e in heavy[:11]] == [3, *[1] * 9, 3]

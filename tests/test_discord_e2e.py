@@ -293,3 +293,33 @@ async def test_a_manager_picks_the_announcements_channel_from_inside_it(
     assert "posted here, in **announcements**" in chosen.response.content
     shown = await discord_sim.slash("boss", "general", "settings show")
     assert "Announcements: **announcements**" in shown.response.content
+
+
+async def test_a_giveaway_from_slash_start_to_a_mentioned_winner_across_a_restart(
+    bot: DiscordAdapter, discord_sim: DiscordSim, dispatcher_e2e: Dispatcher
+) -> None:
+    started = await discord_sim.slash(
+        "boss", "general", "giveaway start", ends="2h", winners=1, prize="A sticker pack"
+    )
+    assert not started.ephemeral
+    announcement = next(m for m in discord_sim.bot_messages("general") if m.components)
+    assert "Giveaway #1: A sticker pack" in announcement.content
+    entered = await discord_sim.press("alice", announcement, "giveaway:enter:1")
+    assert entered.ephemeral and "You're in giveaway #1" in entered.response.content
+    again = await discord_sim.press("alice", announcement, "giveaway:enter:1")
+    assert again.ephemeral and "already in giveaway #1" in again.response.content
+    refused = await discord_sim.slash("alice", "general", "giveaway end", id=1)
+    assert refused.ephemeral and "Only the community's managers" in refused.response.content
+    # A new process in the middle: the Enter button on the old announcement still works.
+    await discord_sim.restart(new_adapter(dispatcher_e2e).client)
+    bob = await discord_sim.press("bob", announcement, "giveaway:enter:1")
+    assert bob.ephemeral and "You're in giveaway #1" in bob.response.content
+    await discord_sim.slash("boss", "general", "giveaway end", id=1)
+    result = next(m for m in discord_sim.bot_messages("general") if "Seed:" in m.content)
+    winner = discord_sim.discord_member(
+        "alice" if "<@" + str(discord_sim.discord_member("alice").id) in result.content else "bob"
+    )
+    assert f"<@{winner.id}>" in result.content and "[" not in result.content.split("Seed")[0]
+    assert "You won" in discord_sim.dms(winner.name)[-1].content
+    verified = await discord_sim.slash("carol", "general", "giveaway verify", id=1)
+    assert "verified" in verified.response.content

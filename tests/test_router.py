@@ -210,7 +210,7 @@ async def test_private_button_reply_goes_to_the_member_or_falls_back_to_the_chat
 
 
 async def test_buttons_of_other_features_are_ignored(app, gateway):
-    await app.handle(ButtonPressed(CHAT, ALICE, T0, "b:3", "msg-9", "giveaway:enter:1"), gateway)
+    await app.handle(ButtonPressed(CHAT, ALICE, T0, "b:3", "msg-9", "raffle:enter:1"), gateway)
     assert gateway.sent == []
 
 

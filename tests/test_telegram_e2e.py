@@ -375,3 +375,24 @@ async def test_a_private_reply_to_a_button_is_a_toast_only_the_member_sees(
     [answer] = await wait_for(telegram_api.callback_answers, "the button answer")
     assert answer.params["text"] == "🤫 Only you can see this"
     assert len(await telegram_api.sent_messages(GROUP)) == 1  # nothing posted in the group
+
+
+async def test_a_giveaway_with_button_entry_a_toast_and_a_mentioned_winner(
+    running_bot: TelegramAdapter,
+    telegram_api: TelegramEmulator,  # noqa: F811
+    services: Services,
+) -> None:
+    services.gateways.register(running_bot.gateway)
+    await telegram_api.send_command(BOSS, "giveaway", "start 2h 1 A sticker pack")
+    [announcement] = await replies(telegram_api, 1)
+    assert "Giveaway #1: A sticker pack" in announcement.text
+    keyboard = announcement.reply_markup["inline_keyboard"]
+    assert keyboard[0][0]["callback_data"] == "giveaway:enter:1"
+    await telegram_api.press_button(BOB, announcement.message, "giveaway:enter:1")
+    [toast] = await wait_for(telegram_api.callback_answers, "the entry answer")
+    assert "You're in giveaway #1" in toast.params["text"]
+    await telegram_api.send_command(BOSS, "giveaway", "end 1")
+    result = (await replies(telegram_api, 2))[1]
+    assert "Seed:" in result.text and result.parse_mode == "HTML"
+    assert '<a href="tg://user?id=102">Bob</a>' in result.text
+    assert result.params.get("reply_to_message_id") or result.params.get("reply_parameters")

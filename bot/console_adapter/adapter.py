@@ -99,6 +99,7 @@ class ConsoleAdapter:
 
     async def run(self, dispatcher: Dispatcher) -> None:
         """Feed every line through the dispatcher until /quit, end of input or `stop()`."""
+        dispatcher.services.gateways.register(self.gateway)
         if self.script is None:
             self.write(BANNER.format(who=self._prompt().rstrip(" ›")))
             lines = _stdin_lines(self._prompt)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from bot.console_adapter.translate import CONSOLE_CHAT, ConsoleState
 from handlers.core.events import ChatRef, Platform, Role, UserRef
+from handlers.core.gateway import MemberProfile
 from handlers.core.markup import to_plain
 from handlers.core.outgoing import Capabilities, OutgoingMessage, OutgoingPoll, SentMessage
 
@@ -98,3 +99,7 @@ class ConsoleGateway:
 
     async def member_count(self, chat: ChatRef) -> int | None:
         return len(self.state.roster)
+
+    async def profile(self, chat: ChatRef, user: UserRef) -> MemberProfile:
+        # A terminal has no roles and no join dates: features fall back to what they recorded.
+        return MemberProfile()

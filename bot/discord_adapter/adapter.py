@@ -257,6 +257,8 @@ class DiscordAdapter:
                 log.info("discord: reconnected")
                 return
             self._ready_once = True
+            if self._dispatcher is not None:
+                self._dispatcher.services.gateways.register(self.gateway)
             log.info("discord: serving as %s in %d servers", client.user, len(client.guilds))
             self.ready.set()
 

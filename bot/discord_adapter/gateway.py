@@ -18,8 +18,8 @@ from typing import Any
 import discord
 
 from handlers.core.events import ChatKind, ChatRef, Platform, Role, UserRef
-from handlers.core.gateway import GatewayError, PrivateMessageUnavailable
-from handlers.core.markup import split_message
+from handlers.core.gateway import GatewayError, MemberProfile, PrivateMessageUnavailable
+from handlers.core.markup import mentioned_ids, replace_mentions, split_message
 from handlers.core.outgoing import (
     Button,
     Capabilities,
@@ -105,14 +105,15 @@ class DiscordGateway:
         self, target: Any, message: OutgoingMessage, reference: Any = None
     ) -> discord.Message:
         """Send to a channel or user, splitting long text; the view and file go on one piece."""
-        pieces = split_message(message.text, MAX_CONTENT)
+        text, allowed = self._mentions(message.text)
+        pieces = split_message(text, MAX_CONTENT)
         view = button_view(message.buttons)
         last: discord.Message | None = None
         for index, piece in enumerate(pieces):
             final = index == len(pieces) - 1
             kwargs: dict[str, Any] = {
                 "content": piece or None,
-                "allowed_mentions": self.allowed_mentions,
+                "allowed_mentions": allowed,
                 "silent": message.silent,
             }
             if index == 0 and reference is not None:
@@ -127,6 +128,16 @@ class DiscordGateway:
             last = await target.send(**kwargs)
         assert last is not None
         return last
+
+    def _mentions(self, text: str) -> tuple[str, discord.AllowedMentions]:
+        """Neutral mentions become `<@id>`; only the members named so are pinged."""
+        ids = [i for i in mentioned_ids(text) if i.isdigit()]
+        if not ids:
+            return text, self.allowed_mentions
+        allowed = self.allowed_mentions.merge(
+            discord.AllowedMentions(users=[discord.Object(int(i)) for i in ids])
+        )
+        return replace_mentions(text, lambda user_id, _name: f"<@{user_id}>"), allowed
 
     async def send(
         self, chat: ChatRef, message: OutgoingMessage, *, reply_to: str | None = None
@@ -147,11 +158,12 @@ class DiscordGateway:
 
     async def edit(self, sent: SentMessage, message: OutgoingMessage) -> None:
         channel = await self._channel(sent.chat.chat_id)
+        text, allowed = self._mentions(message.text)
         try:
             await channel.get_partial_message(int(sent.message_id)).edit(
-                content=message.text[:MAX_CONTENT],
+                content=text[:MAX_CONTENT],
                 view=button_view(message.buttons),
-                allowed_mentions=self.allowed_mentions,
+                allowed_mentions=allowed,
             )
         except discord.HTTPException as exc:
             raise GatewayError(f"edit {sent.message_id}: {exc.text or exc}") from exc
@@ -196,18 +208,10 @@ class DiscordGateway:
             raise GatewayError(f"end poll {sent.message_id}: {exc.text or exc}") from exc
 
     async def role_of(self, chat: ChatRef, user: UserRef) -> Role:
-        if chat.kind is ChatKind.PRIVATE:
-            return Role.MEMBER
-        guild = self.client.get_guild(int(chat.community_id))
-        if guild is None:
-            return Role.MEMBER
-        member = guild.get_member(int(user.user_id))
+        member = await self._member(chat, user)
         if member is None:
-            try:
-                member = await guild.fetch_member(int(user.user_id))
-            except discord.HTTPException:
-                return Role.MEMBER
-        if guild.owner_id == member.id:
+            return Role.MEMBER
+        if member.guild.owner_id == member.id:
             return Role.OWNER
         # discord.py keeps members and roles current from gateway events: no cache of our own.
         if member.guild_permissions.manage_guild:
@@ -221,6 +225,29 @@ class DiscordGateway:
     async def member_count(self, chat: ChatRef) -> int | None:
         guild = self.client.get_guild(int(chat.community_id))
         return guild.member_count if guild is not None else None
+
+    async def profile(self, chat: ChatRef, user: UserRef) -> MemberProfile:
+        member = await self._member(chat, user)
+        if member is None:
+            return MemberProfile()
+        roles = frozenset(
+            name for r in member.roles if not r.is_default() for name in (r.name.lower(), str(r.id))
+        )
+        return MemberProfile(roles=roles, joined_at=member.joined_at)
+
+    async def _member(self, chat: ChatRef, user: UserRef) -> discord.Member | None:
+        if chat.kind is ChatKind.PRIVATE:
+            return None
+        guild = self.client.get_guild(int(chat.community_id))
+        if guild is None:
+            return None
+        member = guild.get_member(int(user.user_id))
+        if member is None:
+            try:
+                member = await guild.fetch_member(int(user.user_id))
+            except discord.HTTPException:
+                return None
+        return member
 
 
 class InteractionGateway(DiscordGateway):
@@ -240,7 +267,8 @@ class InteractionGateway(DiscordGateway):
     ) -> SentMessage:
         if chat.chat_id != str(self.interaction.channel_id):
             return await super().send(chat, message, reply_to=reply_to)
-        pieces = split_message(message.text, MAX_CONTENT)
+        text, allowed = self._mentions(message.text)
+        pieces = split_message(text, MAX_CONTENT)
         view = button_view(message.buttons)
         file = _file(message)
         response = self.interaction.response
@@ -249,7 +277,7 @@ class InteractionGateway(DiscordGateway):
                 kwargs: dict[str, Any] = {
                     "content": piece,
                     "ephemeral": message.private,
-                    "allowed_mentions": self.allowed_mentions,
+                    "allowed_mentions": allowed,
                 }
                 if index == len(pieces) - 1:
                     if view is not None:

@@ -184,6 +184,7 @@ class TelegramAdapter:
                 timeout=self.settings.poll_timeout,
                 allowed_updates=ALLOWED_UPDATES,
             )
+        dispatcher.services.gateways.register(self.gateway)
         log.info("telegram: serving as @%s (%s)", bot.username, self.settings.mode)
 
     async def run(self, dispatcher: Dispatcher) -> None:

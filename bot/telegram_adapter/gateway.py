@@ -34,7 +34,7 @@ from telegram.constants import (
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
 
 from handlers.core.events import ChatKind, ChatRef, Platform, Role, UserRef
-from handlers.core.gateway import GatewayError, PrivateMessageUnavailable
+from handlers.core.gateway import GatewayError, MemberProfile, PrivateMessageUnavailable
 from handlers.core.markup import split_message, to_html, to_plain
 from handlers.core.outgoing import (
     Button,
@@ -285,6 +285,10 @@ class TelegramGateway:
     def forget_admins(self, chat_id: str) -> None:
         """Drop the cached administrator list (an admin was promoted, demoted or left)."""
         self._admins.pop(chat_id, None)
+
+    async def profile(self, chat: ChatRef, user: UserRef) -> MemberProfile:
+        # Telegram groups have no roles beyond admin, and the Bot API gives no join date.
+        return MemberProfile()
 
     async def member_count(self, chat: ChatRef) -> int | None:
         try:

@@ -285,6 +285,33 @@ class When:
 
 
 @dataclass(frozen=True, slots=True)
+class Deadline:
+    """An end: a duration from now (`2h`, `3d`) or a point in time (`tomorrow 20:00`)."""
+
+    label: str = "duration|end time"
+    minimum: timedelta = timedelta(minutes=1)
+    maximum: timedelta = timedelta(days=90)
+
+    def consume(self, tokens: Sequence[Token], i: int, env: ParseEnv) -> tuple[datetime, int]:
+        raw = tokens[i].value.strip()
+        if _DURATION_WHOLE.fullmatch(raw):
+            value, used = env.now + parse_duration(raw), 1
+        else:
+            value, used = parse_when(tokens, i, env)
+        given = " ".join(t.value for t in tokens[i : i + used])
+        if value <= env.now:
+            raise BadArgument("in_past", value=given)
+        if not self.minimum <= value - env.now <= self.maximum:
+            raise BadArgument(
+                "duration_range",
+                value=given,
+                minimum=format_duration(self.minimum),
+                maximum=format_duration(self.maximum),
+            )
+        return value, used
+
+
+@dataclass(frozen=True, slots=True)
 class Choice:
     choices: tuple[str, ...]
     label: str = "choice"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.core.args import ParsedArgs
 from handlers.core.clock import Clock
 from handlers.core.events import Event, Role
-from handlers.core.gateway import ChatGateway
+from handlers.core.gateway import ChatGateway, GatewayRegistry
 from handlers.core.outgoing import OutgoingMessage
 from handlers.core.render import Renderer
 from storage.activity import ActivityWriter, CommunityDefaults, zone
@@ -34,6 +35,7 @@ class Services:
     clock: Clock
     defaults: CommunityDefaults = field(default_factory=CommunityDefaults)
     scheduler: SchedulerService | None = None
+    gateways: GatewayRegistry = field(default_factory=GatewayRegistry)
 
 
 @dataclass
@@ -49,6 +51,7 @@ class HandlerContext:
     args: ParsedArgs = field(default_factory=lambda: ParsedArgs({}))
     command: CommandSpec | None = None
     role: Role | None = None
+    after_commit: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
 
     @property
     def clock(self) -> Clock:
@@ -78,6 +81,11 @@ class HandlerContext:
         if self.role is None:
             self.role = await self.gateway.role_of(self.event.chat, self.event.actor)
         return self.role
+
+    def then(self, action: Callable[[], Awaitable[object]]) -> None:
+        """Run `action` once this unit of work has committed and the replies are sent
+        (posting something that must refer to committed rows); dropped on failure."""
+        self.after_commit.append(action)
 
     def render(self, template: str, /, **values: Any) -> OutgoingMessage:
         """A reply rendered from `templates/<community locale>/<template>`."""

@@ -1,8 +1,9 @@
 """The neutral Markdown subset every message is written in, and its renderers.
 
-The subset is `**bold**`, `_italic_`, `` `code` ``, `[label](https://link)` and line
-breaks. Templates write it; values put into templates are escaped with `escape` so a
-member called `*_evil_*` shows up literally. Adapters render the result for their
+The subset is `**bold**`, `_italic_`, `` `code` ``, `[label](https://link)`, member
+mentions `[name](mention:ID)` (see `mention`) and line breaks. Templates write it;
+values put into templates are escaped with `escape` so a member called `*_evil_*` shows
+up literally. Adapters render the result for their
 platform: `to_plain` (console, logs), `to_html` (Telegram's HTML parse mode).
 """
 
@@ -30,6 +31,25 @@ class Safe(str):
     __slots__ = ()
 
 
+MENTION_SCHEME = "mention:"
+_MENTION = re.compile(r"\[((?:\\.|[^\]\\])*)\]\(mention:([0-9A-Za-z_.-]{1,64})\)")
+
+
+def mention(user_id: str, name: str) -> Safe:
+    """A mention of one member; adapters turn it into a real ping (only of that member)."""
+    return Safe(f"[{escape(name)}]({MENTION_SCHEME}{user_id})")
+
+
+def mentioned_ids(text: str) -> list[str]:
+    """The member ids a text mentions, in order, without repeats."""
+    return list(dict.fromkeys(m.group(2) for m in _MENTION.finditer(text)))
+
+
+def replace_mentions(text: str, render: Callable[[str, str], str]) -> str:
+    """Rewrite each mention with `render(user_id, escaped_name)` (Discord's `<@id>`)."""
+    return _MENTION.sub(lambda m: render(m.group(2), m.group(1)), text)
+
+
 @lru_cache(maxsize=1)
 def _parser() -> MarkdownIt:
     # No "newline" rule: it trims spaces around line breaks, so an escaped value with
@@ -52,7 +72,11 @@ def to_plain(text: str) -> str:
         elif tok.type in ("softbreak", "hardbreak"):
             out.append("\n")
         elif tok.type == "link_open":
-            href_stack.append(str(tok.attrs.get("href", "")))
+            href = str(tok.attrs.get("href", ""))
+            if href.startswith(MENTION_SCHEME):
+                out.append("@")
+                href = ""
+            href_stack.append(href)
         elif tok.type == "link_close":
             href = href_stack.pop() if href_stack else ""
             if href:
@@ -80,7 +104,11 @@ def to_html(text: str) -> str:
         elif tok.type in ("softbreak", "hardbreak"):
             out.append("\n")
         elif tok.type == "link_open":
-            out.append(f'<a href="{html.escape(str(tok.attrs.get("href", "")))}">')
+            href = str(tok.attrs.get("href", ""))
+            if href.startswith(MENTION_SCHEME):
+                # Telegram's way to mention a member who may have no username.
+                href = "tg://user?id=" + href.removeprefix(MENTION_SCHEME)
+            out.append(f'<a href="{html.escape(href)}">')
         elif tok.type in _HTML_TAGS:
             out.append(_HTML_TAGS[tok.type])
     return "".join(out)

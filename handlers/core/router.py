@@ -63,6 +63,7 @@ class EventHandlerSpec:
     handler: Handler
     button_prefix: str | None = None
     router: str = ""
+    fresh_activity: bool = False
 
 
 class Router:
@@ -112,11 +113,13 @@ class Router:
 
         return register
 
-    def button(self, prefix: str) -> Callable[[Handler], Handler]:
+    def button(self, prefix: str, *, fresh_activity: bool = False) -> Callable[[Handler], Handler]:
         """Handle presses of buttons whose data starts with `prefix` (e.g. `giveaway:enter:`)."""
 
         def register(handler: Handler) -> Handler:
-            self.handlers.append(EventHandlerSpec(ButtonPressed, handler, prefix, self.name))
+            self.handlers.append(
+                EventHandlerSpec(ButtonPressed, handler, prefix, self.name, fresh_activity)
+            )
             return handler
 
         return register
@@ -205,7 +208,9 @@ class Dispatcher:
                 isinstance(event, ButtonPressed) and event.data.startswith(spec.button_prefix)
             ):
                 continue
-            sent.extend(await self._run(event, gateway, None, spec.handler))
+            sent.extend(
+                await self._run(event, gateway, None, spec.handler, fresh=spec.fresh_activity)
+            )
         return sent
 
     async def _run(
@@ -214,13 +219,16 @@ class Dispatcher:
         gateway: ChatGateway,
         found: _Match | None,
         handler: Handler | None = None,
+        *,
+        fresh: bool = False,
     ) -> list[OutgoingMessage]:
         services = self.services
         replies: list[OutgoingMessage] = []
         locale = services.defaults.locale
         spec = found.spec if found else None
+        committed: list[Callable[[], Awaitable[object]]] = []
         try:
-            if spec is not None and spec.fresh_activity:
+            if fresh or (spec is not None and spec.fresh_activity):
                 # Before the unit of work, never inside it: a transaction holding a write
                 # lock while waiting for the writer would deadlock with it.
                 await services.activity.flush()
@@ -258,6 +266,7 @@ class Dispatcher:
                         handler = spec.handler
                     assert handler is not None
                     replies = _as_list(await handler(event, ctx))
+            committed = ctx.after_commit
         except HandlerError as exc:
             replies = [self._only_for_actor(self._error_reply(exc, spec, locale), gateway)]
         except Exception:
@@ -265,7 +274,13 @@ class Dispatcher:
             log.exception("handler failed [error %s] for event %s", error_id, event.key)
             apology = services.renderer.message("errors/internal.j2", locale, error_id=error_id)
             replies = [self._only_for_actor(apology, gateway)]
-        return await self._send(event, gateway, replies)
+        sent = await self._send(event, gateway, replies)
+        for action in committed:
+            try:
+                await action()
+            except Exception:
+                log.exception("follow-up of event %s failed", event.key)
+        return sent
 
     async def _authorize(self, ctx: HandlerContext, spec: CommandSpec) -> None:
         if spec.min_role <= Role.MEMBER:

@@ -1,0 +1,1 @@
+"""Giveaways: button entry, requirements, a timed provably fair draw, rerolls."""

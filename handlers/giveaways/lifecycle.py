@@ -1,0 +1,300 @@
+"""A giveaway's life after start: live entry count, the draw, the result post, rerolls.
+
+The draw is claimed by one conditional UPDATE (open -> drawn), so it happens once across
+restarts and instances; entries check the same row, so none slips in after the freeze.
+Posting the result takes a short lease on the row and records the message id; a sweep
+finishes anything a crash or an absent platform left undone, and says when it was late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from types import SimpleNamespace
+
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.core.context import Services
+from handlers.core.events import ChatKind, ChatRef, Platform, UserRef
+from handlers.core.gateway import ChatGateway, GatewayError, GatewayUnavailable
+from handlers.core.markup import mention
+from handlers.core.outgoing import Button, OutgoingMessage, SentMessage
+from handlers.giveaways.draw import Entrant, draw, entrants_digest
+from handlers.giveaways.requirements import Rules
+from scheduler.service import SchedulerService
+from storage import giveaways as store
+from storage.activity import zone
+from storage.models import Community, Giveaway
+
+log = logging.getLogger(__name__)
+
+ENTER_PREFIX = "giveaway:enter:"
+# The announcement's entry count is edited at most this often, not on every entry.
+COUNT_REFRESH = timedelta(seconds=5)
+# A draw more than this after the end time says it was late (the bot was away).
+LATE_AFTER = timedelta(minutes=1)
+RESULT_LEASE = timedelta(minutes=2)
+SWEEP_EVERY = timedelta(seconds=60)
+# Above this many entrants the draw runs on a worker thread, so chats keep flowing.
+THREAD_DRAW_FROM = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class Winner:
+    user_id: str
+    display_name: str
+    entrant_id: str
+    round: int
+
+    @property
+    def mention(self) -> str:
+        return mention(self.user_id, self.display_name)
+
+
+def snapshot(giveaway: Giveaway) -> SimpleNamespace:
+    """A plain copy of the row for error replies, which render after the rollback."""
+    return SimpleNamespace(**{c.key: getattr(giveaway, c.key) for c in Giveaway.__table__.c})
+
+
+def chat_of(giveaway: Giveaway, community: Community) -> ChatRef:
+    """Where the giveaway was announced, as a neutral chat reference."""
+    return ChatRef(
+        platform=Platform(community.platform),
+        chat_id=giveaway.chat_id,
+        community_id=community.external_id,
+        title=giveaway.chat_title,
+        kind=ChatKind(giveaway.chat_kind),
+        community_title=community.title,
+    )
+
+
+async def winners_of(session: AsyncSession, giveaway_id: int) -> list[Winner]:
+    return [
+        Winner(row.user_id, row.display_name, row.entrant_id, round_no)
+        for round_no, row in await store.winners(session, giveaway_id)
+    ]
+
+
+async def announcement(
+    services: Services, session: AsyncSession, giveaway: Giveaway, community: Community
+) -> OutgoingMessage:
+    """The announcement as it should look now: open with an Enter button, or final."""
+    locale = community.locale
+    is_open = giveaway.status == store.GiveawayStatus.OPEN
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    if is_open:
+        label = services.renderer.render("giveaways/enter_button.j2", locale)
+        buttons = ((Button(label, f"{ENTER_PREFIX}{giveaway.id}"),),)
+    return services.renderer.message(
+        "giveaways/announcement.j2",
+        locale,
+        buttons=buttons,
+        g=giveaway,
+        rules=Rules.from_json(giveaway.requirements),
+        bonus_entries=await store.bonus_entries(session, giveaway.id),
+        winners=await winners_of(session, giveaway.id) if not is_open else [],
+        community=community,
+        tz=zone(community.timezone),
+    )
+
+
+def _entrant_list(rows: list[store.EntrantRow]) -> list[Entrant]:
+    return [Entrant(r.entrant_id, r.weight) for r in rows]
+
+
+async def _ranked(seed: str, entrants: list[Entrant], count: int, exclude: set[str]) -> list[str]:
+    if len(entrants) >= THREAD_DRAW_FROM:
+        return await asyncio.to_thread(draw, seed, entrants, count, exclude=exclude)
+    return draw(seed, entrants, count, exclude=exclude)
+
+
+async def draw_in(
+    session: AsyncSession, giveaway_id: int, *, now: datetime, early: bool = False
+) -> bool:
+    """Draw an open giveaway in `session` (the caller commits); False if someone else did."""
+    if not await store.claim_draw(session, giveaway_id, now=now, early=early):
+        return False
+    giveaway = await store.by_id(session, giveaway_id)
+    assert giveaway is not None
+    rows = await store.entrants(session, giveaway_id)
+    entrants = _entrant_list(rows)
+    chosen = await _ranked(giveaway.seed, entrants, giveaway.winners, set())
+    user_of = {r.entrant_id: r.user_id for r in rows}
+    await store.add_winners(session, giveaway_id, 0, [user_of[e] for e in chosen])
+    giveaway.entrants_digest = entrants_digest(entrants)
+    giveaway.drawn_late = not early and now - giveaway.ends_at > LATE_AFTER
+    giveaway.rounds = [{"asked": giveaway.winners, "at": now.isoformat(), "by": None}]
+    return True
+
+
+async def reroll_in(
+    session: AsyncSession, giveaway: Giveaway, count: int, *, now: datetime, by: str
+) -> list[Winner]:
+    """Draw `count` replacement winners, never anyone who won before (caller commits)."""
+    rows = await store.entrants(session, giveaway.id)
+    earlier = {w.entrant_id for w in await winners_of(session, giveaway.id)}
+    chosen = await _ranked(giveaway.seed, _entrant_list(rows), count, earlier)
+    round_no = len(giveaway.rounds or [])
+    by_entrant = {r.entrant_id: r for r in rows}
+    await store.add_winners(session, giveaway.id, round_no, [by_entrant[e].user_id for e in chosen])
+    giveaway.rounds = [*(giveaway.rounds or []), {"asked": count, "at": now.isoformat(), "by": by}]
+    return [Winner(by_entrant[e].user_id, by_entrant[e].display_name, e, round_no) for e in chosen]
+
+
+async def settle(services: Services, giveaway_id: int) -> None:
+    """Timer and sweep entry point: draw when due, then make sure the result is posted."""
+    async with services.db.session() as session:
+        await draw_in(session, giveaway_id, now=services.clock.now())
+    await announce(services, giveaway_id)
+
+
+async def announce(services: Services, giveaway_id: int) -> bool:
+    """Post a drawn giveaway's result once, close its announcement and tell the winners."""
+    now = services.clock.now()
+    async with services.db.session() as session:
+        if not await store.take_result_lease(session, giveaway_id, now=now, lease=RESULT_LEASE):
+            return False
+    async with services.db.session() as session:
+        giveaway = await store.by_id(session, giveaway_id)
+        assert giveaway is not None
+        community = await session.get(Community, giveaway.community_id)
+        assert community is not None
+        winners = await winners_of(session, giveaway_id)
+        first_round = [w for w in winners if w.round == 0]
+        result = services.renderer.message(
+            "giveaways/result.j2",
+            community.locale,
+            g=giveaway,
+            winners=first_round,
+            tz=zone(community.timezone),
+        )
+        final = await announcement(services, session, giveaway, community)
+        note = services.renderer.message(
+            "giveaways/winner_note.j2", community.locale, g=giveaway, private=True
+        )
+    chat = chat_of(giveaway, community)
+    try:
+        gateway = await services.gateways.wait(chat.platform)
+        sent = await gateway.send(chat, result, reply_to=giveaway.message_id)
+    except (GatewayError, GatewayUnavailable, TimeoutError, OSError):
+        # The lease runs out and the sweep tries again.
+        log.warning("giveaway %s: result could not be posted yet", giveaway_id, exc_info=True)
+        return False
+    async with services.db.session() as session:
+        row = await store.by_id(session, giveaway_id)
+        assert row is not None
+        row.result_message_id = sent.message_id
+    await _edit_announcement(gateway, chat, giveaway, final)
+    await notify_winners(gateway, chat, first_round, note)
+    return True
+
+
+async def _edit_announcement(
+    gateway: ChatGateway, chat: ChatRef, giveaway: Giveaway, message: OutgoingMessage
+) -> None:
+    if giveaway.message_id is None:
+        return
+    try:
+        await gateway.edit(SentMessage(chat, giveaway.message_id), message)
+    except Exception:
+        log.warning("giveaway %s: announcement could not be edited", giveaway.id, exc_info=True)
+
+
+async def notify_winners(
+    gateway: ChatGateway, chat: ChatRef, winners: list[Winner], note: OutgoingMessage
+) -> None:
+    """Tell each winner privately where the platform allows it; the chat post stays the
+    record, so a closed inbox costs nothing."""
+    if not gateway.capabilities.private_messages:
+        return
+    for winner in winners:
+        user = UserRef(chat.platform, winner.user_id, winner.display_name)
+        try:
+            await gateway.send_private(user, note)
+        except Exception:
+            log.info("giveaway winner %s could not be told privately", winner.user_id)
+
+
+async def refresh_count(services: Services, giveaway_id: int) -> None:
+    """Edit the announcement's entry count if it changed since it was last shown."""
+    async with services.db.session() as session:
+        giveaway = await store.by_id(session, giveaway_id)
+        if (
+            giveaway is None
+            or giveaway.status != store.GiveawayStatus.OPEN
+            or giveaway.message_id is None
+            or giveaway.entry_count == giveaway.count_shown
+        ):
+            return
+        community = await session.get(Community, giveaway.community_id)
+        assert community is not None
+        giveaway.count_shown = giveaway.entry_count
+        message = await announcement(services, session, giveaway, community)
+    chat = chat_of(giveaway, community)
+    gateway = services.gateways.get(chat.platform)
+    if gateway is not None:
+        await _edit_announcement(gateway, chat, giveaway, message)
+
+
+def request_count_refresh(services: Services, giveaway_id: int) -> None:
+    """Ask for a count edit in a few seconds unless one is already waiting."""
+    scheduler = services.scheduler
+    if scheduler is None or not scheduler.running:
+        return
+    key = f"giveaway:{giveaway_id}:count"
+    if scheduler.next_run(key) is None:
+        scheduler.schedule(
+            key, "giveaway.refresh", services.clock.now() + COUNT_REFRESH, giveaway_id=giveaway_id
+        )
+
+
+def schedule_draw(services: Services, giveaway_id: int, ends_at: datetime) -> None:
+    scheduler = services.scheduler
+    if scheduler is not None and scheduler.running:
+        scheduler.schedule(
+            f"giveaway:{giveaway_id}:draw", "giveaway.settle", ends_at, giveaway_id=giveaway_id
+        )
+
+
+def cancel_timers(services: Services, giveaway_id: int) -> None:
+    if services.scheduler is not None:
+        services.scheduler.cancel(f"giveaway:{giveaway_id}:draw")
+        services.scheduler.cancel(f"giveaway:{giveaway_id}:count")
+
+
+async def sweep(services: Services) -> int:
+    """Settle every giveaway past its end that is not finished; returns how many."""
+    async with services.db.session() as session:
+        due = await store.needing_attention(session, now=services.clock.now())
+    for giveaway_id in due:
+        try:
+            await settle(services, giveaway_id)
+        except Exception:
+            log.exception("giveaway %s could not be settled", giveaway_id)
+    return len(due)
+
+
+async def _rebuild_timers(services: Services, scheduler: SchedulerService) -> None:
+    async with services.db.session() as session:
+        open_ones = await store.open_giveaways(session)
+    for giveaway_id, ends_at in open_ones:
+        scheduler.schedule(
+            f"giveaway:{giveaway_id}:draw", "giveaway.settle", ends_at, giveaway_id=giveaway_id
+        )
+    # Draws missed while the bot was away, and results never posted: soon, not now,
+    # because the platforms connect after the scheduler starts.
+    every = IntervalTrigger(seconds=SWEEP_EVERY.total_seconds())
+    scheduler.schedule("giveaway:sweep", "giveaway.sweep", every)
+    scheduler.schedule("giveaway:sweep:start", "giveaway.sweep", services.clock.now())
+
+
+def install(services: Services, scheduler: SchedulerService) -> None:
+    """Register the giveaway jobs and the start-up reconciler on the scheduler."""
+    scheduler.register("giveaway.settle", partial(settle, services))
+    scheduler.register("giveaway.refresh", partial(refresh_count, services))
+    scheduler.register("giveaway.sweep", partial(sweep, services))
+    scheduler.on_start(partial(_rebuild_timers, services))
