@@ -386,3 +386,35 @@ async def test_two_instances_settling_at_once_draw_and_post_once(any_services, c
     await asyncio.gather(*(lifecycle.settle(any_services, giveaway.id) for _ in range(4)))
     assert sum("Seed:" in s.text for s in gateway.sent) == 1
     assert len(await rows(any_services.db, GiveawayWinner)) == 2
+
+
+async def test_the_entry_count_is_edited_in_batches_not_per_entry(dispatcher, managed, services):
+    giveaway = await start(dispatcher, managed)
+    for who in MEMBERS[:3]:
+        await enter(dispatcher, managed, who, giveaway)
+    assert managed.edits == []  # no scheduler here: entries alone never edit
+    await lifecycle.refresh_count(services, giveaway.id)
+    [(sent, edited)] = managed.edits
+    assert sent.message_id == giveaway.message_id and "Entries so far: **3**" in edited.text
+    await lifecycle.refresh_count(services, giveaway.id)
+    assert len(managed.edits) == 1  # nothing changed, nothing edited
+
+
+async def test_timers_are_rebuilt_from_the_database_at_start(dispatcher, managed, services):
+    from scheduler.service import SchedulerService
+
+    giveaway = await start(dispatcher, managed, "3h 1 prize")
+    scheduler = SchedulerService()
+    services.scheduler = scheduler
+    lifecycle.install(services, scheduler)
+    await scheduler.start()
+    try:
+        assert scheduler.next_run(f"giveaway:{giveaway.id}:draw") == giveaway.ends_at
+        assert scheduler.next_run("giveaway:sweep") is not None
+        await enter(dispatcher, managed, MEMBERS[0], giveaway)
+        await enter(dispatcher, managed, MEMBERS[1], giveaway)
+        # One edit is queued for a few seconds later, however many members enter.
+        timers = scheduler.keys()
+        assert [k for k in timers if k.endswith(":count")] == [f"giveaway:{giveaway.id}:count"]
+    finally:
+        scheduler.shutdown()
