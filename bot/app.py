@@ -221,12 +221,12 @@ class CommopsApp:
                     await task
 
     async def stop(self) -> None:
-        """Flush every buffered activity record, stop timers and close the database."""
+        """Stop timers (and jobs in flight), flush buffered activity, close the database."""
         if self.services is None:
             return
-        await self.services.activity.stop()
         if self.services.scheduler is not None:
-            self.services.scheduler.shutdown()
+            await self.services.scheduler.stop()
+        await self.services.activity.stop()
         await self.services.db.dispose()
         log.info("commops stopped; activity written: %d", self.services.activity.stats.written)
         self.services = None

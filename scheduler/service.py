@@ -7,6 +7,8 @@ and features rebuild their timers from it at start-up (`reconcile` hooks).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -33,6 +35,7 @@ class SchedulerService:
     def __init__(self, *, misfire_grace_seconds: int = 300) -> None:
         self._functions: dict[str, JobFunction] = {}
         self._reconcilers: list[Reconciler] = []
+        self._running: set[asyncio.Task[object]] = set()
         self._scheduler = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={
@@ -65,6 +68,16 @@ class SchedulerService:
     def shutdown(self) -> None:
         if self.running:
             self._scheduler.shutdown(wait=False)
+
+    async def stop(self) -> None:
+        """Stop firing, and end jobs still running, before the database they use closes."""
+        self.shutdown()
+        running = [task for task in self._running if not task.done()]
+        for task in running:
+            task.cancel()
+        for task in running:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     def schedule(
         self, key: str, job: str, when: BaseTrigger | datetime, **kwargs: Any
@@ -108,7 +121,12 @@ class SchedulerService:
         if function is None:
             log.error("timer %s names unknown job %s", key, job)
             return
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
         try:
             await function(**kwargs)
         except Exception:
             log.exception("timer %s (job %s) failed", key, job)
+        finally:
+            self._running.discard(task)  # type: ignore[arg-type]

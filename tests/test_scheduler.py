@@ -82,3 +82,22 @@ async def test_reconcilers_rebuild_timers_at_start():
         assert service.keys() == ["post:9"]
     finally:
         service.shutdown()
+
+
+async def test_stop_ends_jobs_still_running_before_their_database_closes(scheduler):
+    import asyncio
+
+    started, finished = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()  # a job caught mid-flight (a query, a send)
+        finally:
+            finished.set()
+
+    scheduler.register("slow", slow)
+    scheduler.schedule("slow:1", "slow", datetime.now(UTC))
+    await asyncio.wait_for(started.wait(), 10)  # I/O wait for the job to begin, not a timing test
+    await scheduler.stop()
+    assert finished.is_set() and not scheduler.running
