@@ -36,6 +36,7 @@ class SchedulerService:
         self._functions: dict[str, JobFunction] = {}
         self._reconcilers: list[Reconciler] = []
         self._running: set[asyncio.Task[object]] = set()
+        self._stopping = False
         self._scheduler = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={
@@ -71,6 +72,10 @@ class SchedulerService:
 
     async def stop(self) -> None:
         """Stop firing, and end jobs still running, before the database they use closes."""
+        self._stopping = True
+        # Let jobs submitted a moment ago enter `_run`, so their cancellation is a quiet one
+        # (APScheduler logs a job cancelled before it began as a failure).
+        await asyncio.sleep(0)
         self.shutdown()
         running = [task for task in self._running if not task.done()]
         for task in running:
@@ -126,6 +131,11 @@ class SchedulerService:
             self._running.add(task)
         try:
             await function(**kwargs)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # Cancelled by stop(): the job's next run (or the start-up sweep) redoes it.
+            log.info("timer %s (job %s) stopped with the bot", key, job)
         except Exception:
             log.exception("timer %s (job %s) failed", key, job)
         finally:

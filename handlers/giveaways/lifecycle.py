@@ -39,6 +39,8 @@ COUNT_REFRESH = timedelta(seconds=5)
 LATE_AFTER = timedelta(minutes=1)
 RESULT_LEASE = timedelta(minutes=2)
 SWEEP_EVERY = timedelta(seconds=60)
+# The first sweep waits for the platforms to connect (they start after the scheduler).
+START_SWEEP_DELAY = timedelta(seconds=5)
 # Above this many entrants the draw runs on a worker thread, so chats keep flowing.
 THREAD_DRAW_FROM = 5_000
 
@@ -289,7 +291,8 @@ async def _rebuild_timers(services: Services, scheduler: SchedulerService) -> No
     # because the platforms connect after the scheduler starts.
     every = IntervalTrigger(seconds=SWEEP_EVERY.total_seconds())
     scheduler.schedule("giveaway:sweep", "giveaway.sweep", every)
-    scheduler.schedule("giveaway:sweep:start", "giveaway.sweep", services.clock.now())
+    soon = services.clock.now() + START_SWEEP_DELAY
+    scheduler.schedule("giveaway:sweep:start", "giveaway.sweep", soon)
 
 
 def install(services: Services, scheduler: SchedulerService) -> None:
