@@ -21,11 +21,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import Database
+from storage.db import Database, dialect_insert
 from storage.models import (
     ActivityEvent,
     Chat,
@@ -88,10 +87,6 @@ class CommunityDefaults:
 @lru_cache(maxsize=512)
 def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
-
-
-def _dialect_insert(session: AsyncSession) -> Any:
-    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
 
 
 class _LRU(OrderedDict[Any, Any]):
@@ -174,7 +169,7 @@ async def _community_ids(
     found = {(p, e): (i, tz) for p, e, i, tz in existing}
     missing = [k for k in wanted if k not in found]
     if missing:
-        insert = _dialect_insert(session)
+        insert = dialect_insert(session)
         rows = [
             {
                 "platform": p,
@@ -212,7 +207,7 @@ async def _chat_ids(
         else:
             missing[key] = rec
     if missing:
-        insert = _dialect_insert(session)
+        insert = dialect_insert(session)
         rows = [
             {
                 "community_id": cid,
@@ -261,7 +256,7 @@ async def _member_ids(
         else:
             missing[key] = rec
     if missing:
-        insert = _dialect_insert(session)
+        insert = dialect_insert(session)
         rows = [
             {
                 "platform": p,
@@ -350,7 +345,7 @@ async def write_batch(
         }
         resolved[key] = (rec, community_id, member_id, tz)
 
-    insert = _dialect_insert(session)
+    insert = dialect_insert(session)
     stmt = (
         insert(EVENTS)
         .on_conflict_do_nothing(index_elements=[EVENTS.c.chat_id, EVENTS.c.event_key])

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.activity import CommunityDefaults
+from storage.db import dialect_insert
 from storage.models import Chat, Community
 
 
@@ -27,7 +27,7 @@ async def ensure_community(
     )
     community = (await session.execute(query)).scalar_one_or_none()
     if community is None:
-        insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+        insert = dialect_insert(session)
         # The activity writer may create the same row concurrently; let either win.
         await session.execute(
             insert(Community)

@@ -12,6 +12,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -22,6 +23,12 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import StaticPool
 
 log = logging.getLogger(__name__)
+
+
+def dialect_insert(session: AsyncSession) -> Any:
+    """The session's dialect `insert`, for `ON CONFLICT` upserts (SQLite and PostgreSQL)."""
+    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

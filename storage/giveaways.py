@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import dialect_insert
 from storage.models import Giveaway, GiveawayEntry, GiveawayWinner
 
 GIVEAWAYS = Giveaway.__table__
@@ -41,10 +41,6 @@ class EntrantRow:
     entrant_id: str
     display_name: str
     weight: int
-
-
-def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
-    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
 
 
 async def get(session: AsyncSession, community_id: int, giveaway_id: int) -> Giveaway | None:
@@ -74,7 +70,7 @@ async def enter(
     """
     inserted = (
         await session.execute(
-            _insert(session)(ENTRIES)
+            dialect_insert(session)(ENTRIES)
             .values(
                 giveaway_id=giveaway_id,
                 user_id=user_id,

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import dialect_insert
 from storage.models import Occurrence
 
 OCCURRENCES = Occurrence.__table__
@@ -53,7 +53,7 @@ async def claim(
     """Claim one firing; the caller commits before acting so other instances see the claim."""
     late = now - due_at > grace
     status = OccurrenceStatus.MISSED if late else OccurrenceStatus.CLAIMED
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = dialect_insert(session)
     stmt = (
         insert(OCCURRENCES)
         .values(

@@ -6,9 +6,9 @@ import secrets
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import dialect_insert
 from storage.models import InstallSecret
 
 SECRETS = InstallSecret.__table__
@@ -16,7 +16,7 @@ SECRETS = InstallSecret.__table__
 
 async def install_secret(session: AsyncSession, name: str, *, now: datetime) -> bytes:
     """The key called `name`; two processes asking at once agree on one value."""
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = dialect_insert(session)
     await session.execute(
         insert(SECRETS)
         .values(name=name, value=secrets.token_hex(32), created_at=now)
