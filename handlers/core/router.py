@@ -23,7 +23,6 @@ from handlers.core.events import ButtonPressed, ChatKind, CommandEvent, Event, R
 from handlers.core.gateway import ChatGateway, PrivateMessageUnavailable
 from handlers.core.outgoing import OutgoingMessage
 from handlers.core.recording import activity_record
-from storage.activity import zone
 from storage.communities import ensure_community
 
 log = logging.getLogger(__name__)
@@ -123,6 +122,14 @@ class Router:
             return handler
 
         return register
+
+
+class _RolledBack(Exception):
+    """A handler's error, rendered inside its unit of work; raising it rolls the work back."""
+
+    def __init__(self, reply: OutgoingMessage) -> None:
+        super().__init__("rolled back")
+        self.reply = reply
 
 
 @dataclass
@@ -251,22 +258,15 @@ class Dispatcher:
                     dispatcher=self,
                     command=spec,
                 )
-                if found is not None and spec is None:
-                    replies = [self._unknown(ctx, found)]
-                else:
-                    if spec is not None:
-                        await self._authorize(ctx, spec)
-                        assert found is not None
-                        ctx.args = parse_args(
-                            found.args,
-                            spec.params,
-                            spec.options,
-                            ParseEnv(zone(community.timezone), services.clock.now(), locale),
-                        )
-                        handler = spec.handler
-                    assert handler is not None
-                    replies = _as_list(await handler(event, ctx))
+                try:
+                    replies = await self._call(ctx, found, spec, handler)
+                except HandlerError as exc:
+                    # Rendered before the rollback expires the rows the error may name.
+                    reply = self._error_reply(exc, spec, locale, ctx)
+                    raise _RolledBack(self._only_for_actor(reply, gateway)) from exc
             committed = ctx.after_commit
+        except _RolledBack as undone:
+            replies = [undone.reply]
         except HandlerError as exc:
             replies = [self._only_for_actor(self._error_reply(exc, spec, locale), gateway)]
         except Exception:
@@ -281,6 +281,29 @@ class Dispatcher:
             except Exception:
                 log.exception("follow-up of event %s failed", event.key)
         return sent
+
+    async def _call(
+        self,
+        ctx: HandlerContext,
+        found: _Match | None,
+        spec: CommandSpec | None,
+        handler: Handler | None,
+    ) -> list[OutgoingMessage]:
+        """Authorize, parse and run the handler (or explain an unknown command)."""
+        if found is not None and spec is None:
+            return [self._unknown(ctx, found)]
+        if spec is not None:
+            await self._authorize(ctx, spec)
+            assert found is not None
+            ctx.args = parse_args(
+                found.args,
+                spec.params,
+                spec.options,
+                ParseEnv(ctx.tz, ctx.now(), ctx.locale),
+            )
+            handler = spec.handler
+        assert handler is not None
+        return _as_list(await handler(ctx.event, ctx))
 
     async def _authorize(self, ctx: HandlerContext, spec: CommandSpec) -> None:
         if spec.min_role <= Role.MEMBER:
@@ -311,11 +334,19 @@ class Dispatcher:
         return replace(message, private=True) if gateway.capabilities.ephemeral else message
 
     def _error_reply(
-        self, exc: HandlerError, spec: CommandSpec | None, locale: str
+        self,
+        exc: HandlerError,
+        spec: CommandSpec | None,
+        locale: str,
+        ctx: HandlerContext | None = None,
     ) -> OutgoingMessage:
         values = dict(exc.values)
         values.setdefault("command", spec.name if spec else "")
         values.setdefault("usage", spec.usage if spec else "")
+        if ctx is not None:
+            # What `ctx.render` gives every template: errors can show times in local time.
+            values.setdefault("community", ctx.community)
+            values.setdefault("tz", ctx.tz)
         try:
             return self.services.renderer.message(exc.template, locale, **values)
         except Exception:

@@ -125,13 +125,9 @@ async def end_now(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage |
     """End a giveaway now and draw its winners."""
     giveaway = await find(ctx, ctx.args.id)
     if giveaway.status != store.GiveawayStatus.OPEN:
-        raise UserInputError(
-            "giveaways/errors.j2", problem="not_open", g=lifecycle.snapshot(giveaway), tz=ctx.tz
-        )
+        raise UserInputError("giveaways/errors.j2", problem="not_open", g=giveaway)
     if not await lifecycle.draw_in(ctx.session, giveaway.id, now=ctx.now(), early=True):
-        raise UserInputError(
-            "giveaways/errors.j2", problem="not_open", g=lifecycle.snapshot(giveaway), tz=ctx.tz
-        )
+        raise UserInputError("giveaways/errors.j2", problem="not_open", g=giveaway)
     services, giveaway_id = ctx.services, giveaway.id
 
     async def post_result() -> None:
@@ -147,9 +143,7 @@ async def cancel(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
     """Cancel an open giveaway: nobody wins, and the announcement says so."""
     giveaway = await find(ctx, ctx.args.id)
     if not await store.cancel(ctx.session, giveaway.id):
-        raise UserInputError(
-            "giveaways/errors.j2", problem="not_open", g=lifecycle.snapshot(giveaway), tz=ctx.tz
-        )
+        raise UserInputError("giveaways/errors.j2", problem="not_open", g=giveaway)
     await ctx.session.refresh(giveaway)
     final = await lifecycle.announcement(ctx.services, ctx.session, giveaway, ctx.community)
     services, chat, gateway = ctx.services, lifecycle.chat_of(giveaway, ctx.community), ctx.gateway
@@ -171,9 +165,7 @@ async def reroll(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
     """Draw replacement winners; nobody who already won can win again."""
     giveaway = await find(ctx, ctx.args.id)
     if giveaway.status != store.GiveawayStatus.DRAWN:
-        raise UserInputError(
-            "giveaways/errors.j2", problem="not_drawn", g=lifecycle.snapshot(giveaway), tz=ctx.tz
-        )
+        raise UserInputError("giveaways/errors.j2", problem="not_drawn", g=giveaway)
     count = ctx.args.count or 1
     chosen = await lifecycle.reroll_in(
         ctx.session, giveaway, count, now=ctx.now(), by=event.actor.user_id
@@ -230,9 +222,7 @@ async def verify_draw(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessa
     """Recompute a drawn giveaway's winners from its revealed seed and frozen entrant list."""
     giveaway = await find(ctx, ctx.args.id)
     if giveaway.status != store.GiveawayStatus.DRAWN:
-        raise UserInputError(
-            "giveaways/errors.j2", problem="not_drawn", g=lifecycle.snapshot(giveaway), tz=ctx.tz
-        )
+        raise UserInputError("giveaways/errors.j2", problem="not_drawn", g=giveaway)
     record = await record_of(ctx.session, giveaway)
     mine = await store.entry_of(ctx.session, giveaway.id, event.actor.user_id)
     return ctx.render(

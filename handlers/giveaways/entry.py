@@ -46,15 +46,10 @@ async def enter(ctx: HandlerContext, giveaway_id: int) -> OutgoingMessage:
         raise NotFound(what="giveaway", id=giveaway_id)
     now = ctx.now()
     if giveaway.status != store.GiveawayStatus.OPEN or giveaway.ends_at <= now:
-        raise EntryRefused(outcome="closed", g=lifecycle.snapshot(giveaway), tz=ctx.tz)
+        raise EntryRefused(outcome="closed", g=giveaway)
     already = await store.entry_of(ctx.session, giveaway.id, event.actor.user_id)
     if already is not None:
-        raise EntryRefused(
-            outcome="already",
-            g=lifecycle.snapshot(giveaway),
-            tz=ctx.tz,
-            entrant_id=already.entrant_id,
-        )
+        raise EntryRefused(outcome="already", g=giveaway, entrant_id=already.entrant_id)
     rules = Rules.from_json(giveaway.requirements)
     profile = await ctx.gateway.profile(event.chat, event.actor)
     platform = event.chat.platform.value
@@ -77,9 +72,7 @@ async def enter(ctx: HandlerContext, giveaway_id: int) -> OutgoingMessage:
     )
     problems = unmet(rules, standing, now)
     if problems:
-        raise EntryRefused(
-            outcome="refused", g=lifecycle.snapshot(giveaway), tz=ctx.tz, problems=problems
-        )
+        raise EntryRefused(outcome="refused", g=giveaway, problems=problems)
     key = await install_secret(ctx.session, PSEUDONYM_KEY, now=now)
     entrant_id = pseudonym(key, giveaway.id, platform, event.actor.user_id)
     entries = weight(rules, profile)
@@ -94,9 +87,7 @@ async def enter(ctx: HandlerContext, giveaway_id: int) -> OutgoingMessage:
     )
     if outcome is not store.EntryOutcome.ENTERED:
         # Raising rolls the unit of work back, so a refused entry leaves no row behind.
-        raise EntryRefused(
-            outcome=outcome.value, g=lifecycle.snapshot(giveaway), tz=ctx.tz, entrant_id=entrant_id
-        )
+        raise EntryRefused(outcome=outcome.value, g=giveaway, entrant_id=entrant_id)
     services, giveaway_id = ctx.services, giveaway.id
 
     async def refresh_later() -> None:
@@ -137,8 +128,6 @@ async def enter_command(event: CommandEvent, ctx: HandlerContext) -> OutgoingMes
             if g.status == store.GiveawayStatus.OPEN and g.ends_at > ctx.now()
         ]
         if len(found) != 1:
-            raise UserInputError(
-                "giveaways/errors.j2", problem="which", open=[lifecycle.snapshot(g) for g in found]
-            )
+            raise UserInputError("giveaways/errors.j2", problem="which", open=found)
         giveaway_id = found[0].id
     return await enter(ctx, giveaway_id)

@@ -13,7 +13,6 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from types import SimpleNamespace
 
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,11 +54,6 @@ class Winner:
     @property
     def mention(self) -> str:
         return mention(self.user_id, self.display_name)
-
-
-def snapshot(giveaway: Giveaway) -> SimpleNamespace:
-    """A plain copy of the row for error replies, which render after the rollback."""
-    return SimpleNamespace(**{c.key: getattr(giveaway, c.key) for c in Giveaway.__table__.c})
 
 
 def chat_of(giveaway: Giveaway, community: Community) -> ChatRef:
