@@ -129,8 +129,8 @@ async def _migrate(config: Config) -> int:
 
 async def _export_giveaway(config: Config, giveaway_id: int, output: str | None) -> int:
     """Export a drawn giveaway for independent checking: 0 written, 1 not exportable."""
-    from handlers.giveaways.commands import record_of
     from handlers.giveaways.draw import record_to_json
+    from handlers.giveaways.lifecycle import record_of
     from storage import giveaways as store
     from storage.db import Database
 

@@ -280,21 +280,32 @@ async def open_giveaways(session: AsyncSession) -> list[tuple[int, datetime]]:
     return [(row[0], row[1]) for row in rows]
 
 
+async def open_in(session: AsyncSession, community_id: int, *, now: datetime) -> list[Giveaway]:
+    """A community's giveaways that still take entries, soonest end first."""
+    query = (
+        select(Giveaway)
+        .where(
+            Giveaway.community_id == community_id,
+            Giveaway.status == GiveawayStatus.OPEN.value,
+            Giveaway.ends_at > now,
+        )
+        .order_by(Giveaway.ends_at)
+    )
+    return list((await session.execute(query)).scalars().all())
+
+
 async def listing(session: AsyncSession, community_id: int, limit: int = 15) -> list[Giveaway]:
     """Open giveaways first (soonest end first), then the latest finished ones."""
-    open_first = (
+    mine = Giveaway.community_id == community_id
+    is_open = Giveaway.status == GiveawayStatus.OPEN.value
+    opened = await session.execute(
+        select(Giveaway).where(mine, is_open).order_by(Giveaway.ends_at).limit(limit)
+    )
+    found = list(opened.scalars().all())
+    closed = await session.execute(
         select(Giveaway)
-        .where(Giveaway.community_id == community_id)
-        .order_by(
-            (Giveaway.status != GiveawayStatus.OPEN.value),
-            Giveaway.ends_at.asc(),
-        )
+        .where(mine, ~is_open)
+        .order_by(Giveaway.ends_at.desc())
+        .limit(limit - len(found))
     )
-    found = list((await session.execute(open_first)).scalars().all())
-    opened = [g for g in found if g.status == GiveawayStatus.OPEN.value]
-    closed = sorted(
-        (g for g in found if g.status != GiveawayStatus.OPEN.value),
-        key=lambda g: g.ends_at,
-        reverse=True,
-    )
-    return (opened + closed)[:limit]
+    return found + list(closed.scalars().all())

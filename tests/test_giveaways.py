@@ -11,8 +11,8 @@ from handlers.core.events import Role
 from handlers.core.gateway import MemberProfile
 from handlers.core.outgoing import Capabilities
 from handlers.giveaways import lifecycle
-from handlers.giveaways.commands import record_of
 from handlers.giveaways.draw import commitment, verify
+from handlers.giveaways.lifecycle import record_of
 from storage.models import Giveaway, GiveawayEntry, GiveawayWinner
 from tests.fakes import T0, command, message, press, user
 

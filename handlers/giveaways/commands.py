@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from handlers.core.args import Deadline, Duration, Integer, Option, Param, Text, Word
 from handlers.core.context import HandlerContext
 from handlers.core.errors import NotFound, UserInputError
@@ -13,7 +11,7 @@ from handlers.core.events import CommandEvent, Role
 from handlers.core.outgoing import OutgoingMessage
 from handlers.core.router import Router
 from handlers.giveaways import lifecycle
-from handlers.giveaways.draw import DrawRecord, Entrant, commitment, new_seed, verify
+from handlers.giveaways.draw import commitment, new_seed, verify
 from handlers.giveaways.requirements import BonusRules, Rules
 from storage import giveaways as store
 from storage.models import Giveaway
@@ -150,7 +148,7 @@ async def cancel(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
 
     async def close_announcement() -> None:
         lifecycle.cancel_timers(services, giveaway.id)
-        await lifecycle._edit_announcement(gateway, chat, giveaway, final)
+        await lifecycle.edit_announcement(gateway, chat, giveaway, final)
 
     ctx.then(close_announcement)
     return ctx.render("giveaways/cancelled.j2", g=giveaway)
@@ -194,36 +192,13 @@ async def entrants(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
     )
 
 
-async def record_of(session: AsyncSession, giveaway: Giveaway) -> DrawRecord:
-    """Everything needed to check a drawn giveaway independently (also `commops` exports)."""
-    rows = await store.entrants(session, giveaway.id)
-    won = await lifecycle.winners_of(session, giveaway.id)
-    rounds = giveaway.rounds or []
-    by_round: list[list[str]] = [[] for _ in rounds]
-    for winner in won:
-        while winner.round >= len(by_round):
-            by_round.append([])
-        by_round[winner.round].append(winner.entrant_id)
-    return DrawRecord(
-        giveaway_id=giveaway.id,
-        prize=giveaway.prize,
-        commitment=giveaway.commitment,
-        seed=giveaway.seed,
-        entrants=tuple(Entrant(r.entrant_id, r.weight) for r in rows),
-        entrants_digest=giveaway.entrants_digest or "",
-        rounds=tuple(tuple(r) for r in by_round),
-        winners_wanted=giveaway.winners,
-        reroll_sizes=tuple(int(r["asked"]) for r in rounds[1:]),
-    )
-
-
 @router.command("giveaway verify", params=[_ID])
 async def verify_draw(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
     """Recompute a drawn giveaway's winners from its revealed seed and frozen entrant list."""
     giveaway = await find(ctx, ctx.args.id)
     if giveaway.status != store.GiveawayStatus.DRAWN:
         raise UserInputError("giveaways/errors.j2", problem="not_drawn", g=giveaway)
-    record = await record_of(ctx.session, giveaway)
+    record = await lifecycle.record_of(ctx.session, giveaway)
     mine = await store.entry_of(ctx.session, giveaway.id, event.actor.user_id)
     return ctx.render(
         "giveaways/verify.j2",

@@ -122,11 +122,7 @@ async def enter_command(event: CommandEvent, ctx: HandlerContext) -> OutgoingMes
     """Enter a giveaway (the only open one here when no id is given)."""
     giveaway_id = ctx.args.id
     if giveaway_id is None:
-        found = [
-            g
-            for g in await store.listing(ctx.session, ctx.community.id)
-            if g.status == store.GiveawayStatus.OPEN and g.ends_at > ctx.now()
-        ]
+        found = await store.open_in(ctx.session, ctx.community.id, now=ctx.now())
         if len(found) != 1:
             raise UserInputError("giveaways/errors.j2", problem="which", open=found)
         giveaway_id = found[0].id

@@ -22,7 +22,7 @@ from handlers.core.events import ChatKind, ChatRef, Platform, UserRef
 from handlers.core.gateway import ChatGateway, GatewayError, GatewayUnavailable
 from handlers.core.markup import mention
 from handlers.core.outgoing import Button, OutgoingMessage, SentMessage
-from handlers.giveaways.draw import Entrant, draw, entrants_digest
+from handlers.giveaways.draw import DrawRecord, Entrant, draw, entrants_digest
 from handlers.giveaways.requirements import Rules
 from scheduler.service import SchedulerService
 from storage import giveaways as store
@@ -73,6 +73,29 @@ async def winners_of(session: AsyncSession, giveaway_id: int) -> list[Winner]:
         Winner(row.user_id, row.display_name, row.entrant_id, round_no)
         for round_no, row in await store.winners(session, giveaway_id)
     ]
+
+
+async def record_of(session: AsyncSession, giveaway: Giveaway) -> DrawRecord:
+    """Everything needed to check a drawn giveaway independently (also `commops` exports)."""
+    rows = await store.entrants(session, giveaway.id)
+    won = await winners_of(session, giveaway.id)
+    rounds = giveaway.rounds or []
+    by_round: list[list[str]] = [[] for _ in rounds]
+    for winner in won:
+        while winner.round >= len(by_round):
+            by_round.append([])
+        by_round[winner.round].append(winner.entrant_id)
+    return DrawRecord(
+        giveaway_id=giveaway.id,
+        prize=giveaway.prize,
+        commitment=giveaway.commitment,
+        seed=giveaway.seed,
+        entrants=tuple(Entrant(r.entrant_id, r.weight) for r in rows),
+        entrants_digest=giveaway.entrants_digest or "",
+        rounds=tuple(tuple(r) for r in by_round),
+        winners_wanted=giveaway.winners,
+        reroll_sizes=tuple(int(r["asked"]) for r in rounds[1:]),
+    )
 
 
 async def announcement(
@@ -184,12 +207,12 @@ async def announce(services: Services, giveaway_id: int) -> bool:
         row = await store.by_id(session, giveaway_id)
         assert row is not None
         row.result_message_id = sent.message_id
-    await _edit_announcement(gateway, chat, giveaway, final)
+    await edit_announcement(gateway, chat, giveaway, final)
     await notify_winners(gateway, chat, first_round, note)
     return True
 
 
-async def _edit_announcement(
+async def edit_announcement(
     gateway: ChatGateway, chat: ChatRef, giveaway: Giveaway, message: OutgoingMessage
 ) -> None:
     if giveaway.message_id is None:
@@ -233,7 +256,7 @@ async def refresh_count(services: Services, giveaway_id: int) -> None:
     chat = chat_of(giveaway, community)
     gateway = services.gateways.get(chat.platform)
     if gateway is not None:
-        await _edit_announcement(gateway, chat, giveaway, message)
+        await edit_announcement(gateway, chat, giveaway, message)
 
 
 def request_count_refresh(services: Services, giveaway_id: int) -> None:
@@ -249,11 +272,14 @@ def request_count_refresh(services: Services, giveaway_id: int) -> None:
 
 
 def schedule_draw(services: Services, giveaway_id: int, ends_at: datetime) -> None:
-    scheduler = services.scheduler
-    if scheduler is not None and scheduler.running:
-        scheduler.schedule(
-            f"giveaway:{giveaway_id}:draw", "giveaway.settle", ends_at, giveaway_id=giveaway_id
-        )
+    if services.scheduler is not None and services.scheduler.running:
+        _draw_timer(services.scheduler, giveaway_id, ends_at)
+
+
+def _draw_timer(scheduler: SchedulerService, giveaway_id: int, ends_at: datetime) -> None:
+    scheduler.schedule(
+        f"giveaway:{giveaway_id}:draw", "giveaway.settle", ends_at, giveaway_id=giveaway_id
+    )
 
 
 def cancel_timers(services: Services, giveaway_id: int) -> None:
@@ -278,9 +304,7 @@ async def _rebuild_timers(services: Services, scheduler: SchedulerService) -> No
     async with services.db.session() as session:
         open_ones = await store.open_giveaways(session)
     for giveaway_id, ends_at in open_ones:
-        scheduler.schedule(
-            f"giveaway:{giveaway_id}:draw", "giveaway.settle", ends_at, giveaway_id=giveaway_id
-        )
+        _draw_timer(scheduler, giveaway_id, ends_at)
     # Draws missed while the bot was away, and results never posted: soon, not now,
     # because the platforms connect after the scheduler starts.
     every = IntervalTrigger(seconds=SWEEP_EVERY.total_seconds())
