@@ -278,16 +278,43 @@ async def test_tampering_with_the_entrant_list_fails_verification(dispatcher, ma
     assert "does NOT verify" in managed.last
 
 
-async def test_cancel_closes_entries_and_never_draws(dispatcher, managed, services, clock):
+async def test_cancel_asks_first_then_closes_entries_and_never_draws(
+    dispatcher, managed, services, clock
+):
     giveaway = await start(dispatcher, managed, "2h 1 prize")
+    await enter(dispatcher, managed, MEMBERS[0], giveaway)
     await dispatcher.handle(command(BOSS, f"/giveaway cancel {giveaway.id}"), managed)
+    prompt = managed.sent[-1]
+    assert "Cancel giveaway #1 (prize)? 1 member has entered" in prompt.text
+    assert "can't be undone" in prompt.text
+    cancel_button, keep_button = prompt.message.buttons[0]
+    assert (cancel_button.data, keep_button.data) == ("giveaway:cancel:1", "giveaway:keep:1")
+    # Nothing changes until a manager confirms; a member's press is refused.
+    for button in (keep_button, cancel_button):
+        await dispatcher.handle(press(MEMBERS[1], button.data), managed)
+        assert "managers" in managed.last.lower()
+    await dispatcher.handle(press(BOSS, keep_button.data), managed)
+    assert "goes on as planned" in managed.last
+    [still_open] = await rows(services.db, Giveaway)
+    assert still_open.status == "open" and managed.edits == []
+    await dispatcher.handle(press(BOSS, cancel_button.data), managed)
     assert "cancelled" in managed.last
     assert "Cancelled" in managed.edits[-1][1].text and managed.edits[-1][1].buttons == ()
-    assert "is closed" in await enter(dispatcher, managed, MEMBERS[0], giveaway)
+    assert "is closed" in await enter(dispatcher, managed, MEMBERS[1], giveaway)
     clock.advance(hours=3)
     assert await lifecycle.sweep(services) == 0
+    await dispatcher.handle(press(BOSS, cancel_button.data), managed)
+    assert "isn't open any more" in managed.last
     await dispatcher.handle(command(BOSS, f"/giveaway cancel {giveaway.id}"), managed)
     assert "isn't open any more" in managed.last
+
+
+async def test_cancel_with_yes_skips_the_question(dispatcher, managed, services):
+    giveaway = await start(dispatcher, managed, "2h 1 prize")
+    await dispatcher.handle(command(BOSS, f"/giveaway cancel {giveaway.id} --yes"), managed)
+    assert "is cancelled" in managed.last
+    [row] = await rows(services.db, Giveaway)
+    assert row.status == "cancelled"
 
 
 async def test_list_and_entrants_for_managers(dispatcher, managed):

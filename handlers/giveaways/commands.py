@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from handlers.core.args import Deadline, Duration, Integer, Option, Param, Text, Word
 from handlers.core.context import HandlerContext
-from handlers.core.errors import NotFound, UserInputError
-from handlers.core.events import CommandEvent, Role
-from handlers.core.outgoing import OutgoingMessage
+from handlers.core.errors import NotFound, PermissionDenied, UserInputError
+from handlers.core.events import ButtonPressed, CommandEvent, Role
+from handlers.core.outgoing import Button, OutgoingMessage
 from handlers.core.router import Router
 from handlers.giveaways import lifecycle
 from handlers.giveaways.draw import commitment, new_seed, verify
@@ -136,18 +137,67 @@ async def end_now(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage |
     return None
 
 
-@router.command("giveaway cancel", params=[_ID], min_role=Role.MANAGER)
+CANCEL_PREFIX = "giveaway:cancel:"
+KEEP_PREFIX = "giveaway:keep:"
+
+
+@router.command("giveaway cancel", params=[_ID], options=[Option("yes")], min_role=Role.MANAGER)
 async def cancel(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
-    """Cancel an open giveaway: nobody wins, and the announcement says so."""
+    """Cancel an open giveaway after a confirmation (`--yes` skips it): nobody wins."""
     giveaway = await find(ctx, ctx.args.id)
+    if giveaway.status != store.GiveawayStatus.OPEN:
+        raise UserInputError("giveaways/errors.j2", problem="not_open", g=giveaway)
+    if ctx.args.yes:
+        return await _cancel(ctx, giveaway)
+
+    # Cancelling can't be undone and the entries are lost: ask first, with buttons.
+    def label(which: str) -> str:
+        return ctx.renderer.render("giveaways/button.j2", ctx.locale, which=which)
+
+    buttons = (
+        (
+            Button(label("cancel"), f"{CANCEL_PREFIX}{giveaway.id}"),
+            Button(label("keep"), f"{KEEP_PREFIX}{giveaway.id}"),
+        ),
+    )
+    return replace(ctx.render("giveaways/cancel_confirm.j2", g=giveaway), buttons=buttons)
+
+
+@router.button(CANCEL_PREFIX)
+async def confirm_cancel(event: ButtonPressed, ctx: HandlerContext) -> OutgoingMessage:
+    """A manager confirmed a cancellation (rights checked with the platform again)."""
+    giveaway = await _pressed_on(event, ctx, CANCEL_PREFIX)
+    if giveaway.status != store.GiveawayStatus.OPEN:
+        raise UserInputError("giveaways/errors.j2", problem="not_open", g=giveaway)
+    return await _cancel(ctx, giveaway)
+
+
+@router.button(KEEP_PREFIX)
+async def keep(event: ButtonPressed, ctx: HandlerContext) -> OutgoingMessage:
+    """A manager changed their mind: the giveaway goes on."""
+    giveaway = await _pressed_on(event, ctx, KEEP_PREFIX)
+    return ctx.render("giveaways/cancel_confirm.j2", g=giveaway, kept=True, private=True)
+
+
+async def _pressed_on(event: ButtonPressed, ctx: HandlerContext, prefix: str) -> Giveaway:
+    if await ctx.actor_role() < Role.MANAGER:
+        raise PermissionDenied(command="giveaway cancel", role=Role.MANAGER.name.lower())
+    raw = event.data.removeprefix(prefix)
+    if not raw.isdigit():
+        raise NotFound(what="giveaway", id=raw[:20])
+    return await find(ctx, int(raw))
+
+
+async def _cancel(ctx: HandlerContext, giveaway: Giveaway) -> OutgoingMessage:
     if not await store.cancel(ctx.session, giveaway.id):
         raise UserInputError("giveaways/errors.j2", problem="not_open", g=giveaway)
     await ctx.session.refresh(giveaway)
     final = await lifecycle.announcement(ctx.services, ctx.session, giveaway, ctx.community)
     services, chat, gateway = ctx.services, lifecycle.chat_of(giveaway, ctx.community), ctx.gateway
+    giveaway_id = giveaway.id
 
     async def close_announcement() -> None:
-        lifecycle.cancel_timers(services, giveaway.id)
+        lifecycle.cancel_timers(services, giveaway_id)
         await lifecycle.edit_announcement(gateway, chat, giveaway, final)
 
     ctx.then(close_announcement)

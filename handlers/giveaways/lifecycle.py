@@ -106,7 +106,7 @@ async def announcement(
     is_open = giveaway.status == store.GiveawayStatus.OPEN
     buttons: tuple[tuple[Button, ...], ...] = ()
     if is_open:
-        label = services.renderer.render("giveaways/enter_button.j2", locale)
+        label = services.renderer.render("giveaways/button.j2", locale, which="enter")
         buttons = ((Button(label, f"{ENTER_PREFIX}{giveaway.id}"),),)
     return services.renderer.message(
         "giveaways/announcement.j2",
