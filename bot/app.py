@@ -22,6 +22,10 @@ from handlers.core.router import CommandSpec, Dispatcher
 from handlers.giveaways import commands as giveaway_commands
 from handlers.giveaways import entry as giveaway_entry
 from handlers.giveaways import lifecycle as giveaway_lifecycle
+from handlers.posts import commands as post_commands
+from handlers.posts import delivery as post_delivery
+from handlers.posts import saved_templates as post_templates
+from handlers.posts import wordlist as post_wordlist
 from scheduler.service import SchedulerService
 from storage.activity import ActivityWriter, CommunityDefaults
 from storage.db import Database, alembic_config
@@ -34,6 +38,9 @@ FEATURES = (
     settings_feature.router,
     giveaway_commands.router,
     giveaway_entry.router,
+    post_commands.router,
+    post_templates.router,
+    post_wordlist.router,
 )
 
 
@@ -164,6 +171,7 @@ class CommopsApp:
         )
         self.dispatcher = build_dispatcher(self.services)
         giveaway_lifecycle.install(self.services, scheduler)
+        post_delivery.install(self.services, scheduler)
         await scheduler.start()
         self.adapters = [self._adapter(name) for name in config.adapters()]
         log.info(

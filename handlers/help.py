@@ -44,5 +44,24 @@ async def show_help(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage
     return ctx.render(
         "help.j2",
         member_commands=[e for e in entries if not e["manager_only"]],
-        manager_commands=[e for e in entries if e["manager_only"]],
+        manager_commands=_grouped([s for s in specs if s.manager_only], catalog),
     )
+
+
+# A command group with this many subcommands is listed on one line (`/post add · list · …`),
+# so the overview fits one message on every platform; `/help post` gives the details.
+GROUP_FROM = 4
+
+
+def _grouped(specs: list[CommandSpec], catalog: dict) -> list[dict]:
+    groups: dict[str, list[CommandSpec]] = {}
+    for spec in specs:
+        groups.setdefault(spec.name.split(" ")[0], []).append(spec)
+    listed: list[dict] = []
+    for name, members in groups.items():
+        if len(members) < GROUP_FROM:
+            listed.extend(_entry(s, catalog) for s in members)
+            continue
+        subcommands = [s.name.partition(" ")[2] for s in members if " " in s.name]
+        listed.append({"group": name, "subcommands": subcommands})
+    return listed

@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
-from handlers.core.args import Choice, Param, TimeZoneName
+from datetime import timedelta
+
+from handlers.core.args import Choice, Duration, Param, TimeZoneName
 from handlers.core.context import HandlerContext
 from handlers.core.events import CommandEvent, Role
 from handlers.core.outgoing import OutgoingMessage
 from handlers.core.render import LOCALES
 from handlers.core.router import Router
+from handlers.posts.policy import APPROVAL, GRACE_MINUTES, MAX_GRACE, QUIET_HOURS, PostPolicy
+from handlers.posts.quiet import QuietHoursArg
 
 router = Router("settings")
+
+
+def _render(ctx: HandlerContext, **values: object) -> OutgoingMessage:
+    return ctx.render("settings.j2", policy=PostPolicy.of(ctx.community.settings), **values)
+
+
+def _change(ctx: HandlerContext, key: str, value: object) -> None:
+    """Set (or with None, drop) one settings key; a new dict, so the JSON column is saved."""
+    settings = dict(ctx.community.settings or {})
+    if value is None:
+        settings.pop(key, None)
+    else:
+        settings[key] = value
+    ctx.community.settings = settings
 
 
 @router.command("settings", min_role=Role.MANAGER)
 async def show_settings(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
     """Show the community's settings."""
-    return ctx.render("settings.j2", changed=None)
+    return _render(ctx, changed=None)
 
 
 @router.command("settings timezone", params=[Param("zone", TimeZoneName())], min_role=Role.MANAGER)
@@ -23,7 +41,7 @@ async def set_timezone(event: CommandEvent, ctx: HandlerContext) -> OutgoingMess
     """Set the time zone that schedules and daily reports use."""
     previous = ctx.community.timezone
     ctx.community.timezone = ctx.args.zone
-    return ctx.render("settings.j2", changed="timezone", previous=previous)
+    return _render(ctx, changed="timezone", previous=previous)
 
 
 @router.command(
@@ -36,7 +54,7 @@ async def set_language(event: CommandEvent, ctx: HandlerContext) -> OutgoingMess
     """Set the language the bot answers this community in."""
     previous = ctx.community.locale
     ctx.community.locale = ctx.args.language
-    return ctx.render("settings.j2", changed="language", previous=previous)
+    return _render(ctx, changed="language", previous=previous)
 
 
 # Chats a community can name for its automatic posts; other features read these keys.
@@ -50,20 +68,14 @@ def special_chat(settings: dict, purpose: str) -> dict[str, str] | None:
 
 
 async def _choose_chat(event: CommandEvent, ctx: HandlerContext, purpose: str) -> OutgoingMessage:
-    key = SPECIAL_CHATS[purpose]
-    settings = dict(ctx.community.settings or {})
-    previous = special_chat(settings, purpose)
-    if ctx.args.where == "here":
-        settings[key] = {"id": event.chat.chat_id, "title": event.chat.title or ""}
-    else:
-        settings.pop(key, None)
-    # A new dict, so SQLAlchemy sees the JSON column change.
-    ctx.community.settings = settings
-    return ctx.render(
-        "settings.j2",
+    previous = special_chat(ctx.community.settings or {}, purpose)
+    here = {"id": event.chat.chat_id, "title": event.chat.title or ""}
+    _change(ctx, SPECIAL_CHATS[purpose], here if ctx.args.where == "here" else None)
+    return _render(
+        ctx,
         changed=purpose,
         previous_chat=previous,
-        chosen=special_chat(settings, purpose),
+        chosen=special_chat(ctx.community.settings, purpose),
     )
 
 
@@ -80,3 +92,45 @@ async def set_announcements(event: CommandEvent, ctx: HandlerContext) -> Outgoin
 async def set_managers_chat(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
     """Send managers' reports and alerts to this chat (`here`), or stop (`off`)."""
     return await _choose_chat(event, ctx, "managers")
+
+
+class _QuietOrOff(QuietHoursArg):
+    def consume(self, tokens, i, env):  # type: ignore[no-untyped-def]
+        if tokens[i].value.strip().lower() in ("off", "none", "关"):
+            return None, 1
+        return super().consume(tokens, i, env)
+
+
+@router.command(
+    "settings quiet",
+    params=[Param("hours", _QuietOrOff(label="HH:MM-HH:MM|off"))],
+    min_role=Role.MANAGER,
+)
+async def set_quiet_hours(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
+    """Hold automatic posts between two local times (`23:00-08:00`), or `off`."""
+    hours = ctx.args.hours
+    _change(ctx, QUIET_HOURS, hours.to_json() if hours is not None else None)
+    return _render(ctx, changed="quiet")
+
+
+@router.command(
+    "settings approval",
+    params=[Param("state", Choice(("on", "off"), label="on|off"))],
+    min_role=Role.MANAGER,
+)
+async def set_approval(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
+    """Require a second manager to approve each post before it goes live (`on`), or not."""
+    _change(ctx, APPROVAL, True if ctx.args.state == "on" else None)
+    return _render(ctx, changed="approval")
+
+
+@router.command(
+    "settings grace",
+    params=[Param("window", Duration(label="duration", minimum=timedelta(0), maximum=MAX_GRACE))],
+    min_role=Role.MANAGER,
+)
+async def set_grace(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
+    """How late a post missed while the bot was away may still go out (default 10m)."""
+    minutes = int(ctx.args.window.total_seconds() // 60)
+    _change(ctx, GRACE_MINUTES, minutes)
+    return _render(ctx, changed="grace")

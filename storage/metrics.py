@@ -150,3 +150,50 @@ async def member_since(
     if row is None:
         return None
     return min(t for t in row if t is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class HourBucket:
+    """Messages and distinct senders in one UTC hour (`hour` is its aware UTC start)."""
+
+    hour: datetime
+    messages: int
+    members: int
+
+
+async def hourly_activity(
+    session: AsyncSession, community_id: int, *, since: datetime, until: datetime
+) -> list[HourBucket]:
+    """Messages and active members per UTC hour with `since <= occurred_at < until`, oldest first.
+
+    Read from raw events (the rollups are per day): one range scan of the (community_id,
+    occurred_at) index, grouped in SQL, so at most 24 rows a day come back.
+    """
+    from sqlalchemy import type_coerce
+
+    from storage.activity import ActivityKind
+    from storage.models import ActivityEvent, UTCDateTime
+
+    at = ActivityEvent.occurred_at
+    if session.bind.dialect.name == "postgresql":
+        # Truncate the UTC wall time: date_trunc on a timestamptz would use the session's
+        # time zone, which is wrong for zones with a non-whole-hour offset.
+        truncated = func.date_trunc("hour", func.timezone("UTC", at))
+    else:
+        truncated = func.strftime("%Y-%m-%d %H:00:00", at)  # SQLite stores naive UTC text
+    hour = type_coerce(truncated, UTCDateTime()).label("hour")
+    query = (
+        select(hour, func.count(), func.count(ActivityEvent.member_id.distinct()))
+        .where(
+            ActivityEvent.community_id == community_id,
+            at >= since,
+            at < until,
+            ActivityEvent.kind == int(ActivityKind.MESSAGE),
+        )
+        .group_by(hour)
+        .order_by(hour)
+    )
+    return [
+        HourBucket(start, int(messages), int(members))
+        for start, messages, members in (await session.execute(query)).all()
+    ]

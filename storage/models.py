@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
     false,
@@ -184,6 +185,7 @@ class Occurrence(Base):
     """One scheduled firing (`what` at `due_at`), claimed before it acts so it acts once.
 
     Status: claimed -> done | failed; or missed (too late to act, recorded for managers).
+    A failed send may wait as `retrying` and be claimed again by its retry timer.
     A `claimed` row that never finished means the process died mid-firing: it is not retried
     (at most once), and reports show it.
     """
@@ -276,3 +278,70 @@ class GiveawayWinner(Base):
     round: Mapped[int] = mapped_column(SmallInteger)
     position: Mapped[int] = mapped_column(SmallInteger)
     notified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class ScheduledPost(Base):
+    """A post a manager planned: one-off or recurring, in the community's time zone.
+
+    `schedule` is the canonical schedule text (`handlers.posts.schedule`); `next_run_at` is
+    the next occurrence it owes (UTC), advanced only by the process that claimed the
+    previous one. `body` is a sandboxed template, or `template_name` names a saved one.
+    Status: pending (awaiting approval) -> active <-> paused; done (no runs left); deleted.
+    """
+
+    __tablename__ = "posts"
+    __table_args__ = (Index(None, "status", "next_run_at"), Index(None, "community_id", "status"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    chat_title: Mapped[str | None] = mapped_column(String(256))
+    chat_kind: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str | None] = mapped_column(Text)
+    template_name: Mapped[str | None] = mapped_column(String(64))
+    schedule: Mapped[str] = mapped_column(String(200))
+    misfire: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_outcome: Mapped[str | None] = mapped_column(String(16))
+    runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    compliance_override: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_by_name: Mapped[str] = mapped_column(String(256))
+    edited_by: Mapped[str | None] = mapped_column(String(64))
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PostTemplate(Base):
+    """A named, reusable post text (`/template save`), shared by posts and other features."""
+
+    __tablename__ = "post_templates"
+
+    community_id: Mapped[int] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+    saved_by: Mapped[str] = mapped_column(String(64))
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PostAudit(Base):
+    """Who created, edited, approved, overrode, paused, resumed, deleted or ran which post."""
+
+    __tablename__ = "post_audit"
+    __table_args__ = (Index(None, "post_id", "at"), Index(None, "community_id", "at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    post_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    action: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    actor_name: Mapped[str | None] = mapped_column(String(256))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    detail: Mapped[str | None] = mapped_column(String(512))

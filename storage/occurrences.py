@@ -27,6 +27,7 @@ class OccurrenceStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"
     MISSED = "missed"
+    RETRYING = "retrying"  # a send failed; a retry timer takes it back (claimed) later
 
 
 class ClaimOutcome(StrEnum):
@@ -49,9 +50,14 @@ async def claim(
     now: datetime,
     instance: str,
     grace: timedelta,
+    late_from: datetime | None = None,
 ) -> Claim:
-    """Claim one firing; the caller commits before acting so other instances see the claim."""
-    late = now - due_at > grace
+    """Claim one firing; the caller commits before acting so other instances see the claim.
+
+    Lateness counts from `late_from` when a firing was meant to wait past its due time
+    (a post held back by quiet hours), else from `due_at`.
+    """
+    late = now - max(due_at, late_from or due_at) > grace
     status = OccurrenceStatus.MISSED if late else OccurrenceStatus.CLAIMED
     insert = dialect_insert(session)
     stmt = (
@@ -72,6 +78,45 @@ async def claim(
     if inserted is None:
         return Claim(ClaimOutcome.TAKEN)
     return Claim(ClaimOutcome.MISSED if late else ClaimOutcome.CLAIMED, inserted)
+
+
+async def record_missed(
+    session: AsyncSession,
+    what: str,
+    due_at: datetime,
+    *,
+    now: datetime,
+    instance: str,
+    detail: str,
+) -> bool:
+    """Record a firing that will not act (skipped, merged, too late); False if it was known."""
+    insert = dialect_insert(session)
+    stmt = (
+        insert(OCCURRENCES)
+        .values(
+            what=what[:128],
+            due_at=due_at,
+            status=OccurrenceStatus.MISSED.value,
+            claimed_by=instance[:64],
+            claimed_at=now,
+            finished_at=now,
+            detail=detail[:256],
+        )
+        .on_conflict_do_nothing(index_elements=[OCCURRENCES.c.what, OCCURRENCES.c.due_at])
+        .returning(OCCURRENCES.c.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def history(session: AsyncSession, what: str, *, limit: int = 10) -> Sequence[Occurrence]:
+    """The latest firings of one `what`, newest first."""
+    query = (
+        select(Occurrence)
+        .where(Occurrence.what == what)
+        .order_by(Occurrence.due_at.desc(), Occurrence.id.desc())
+        .limit(limit)
+    )
+    return (await session.execute(query)).scalars().all()
 
 
 async def finish(
@@ -100,7 +145,12 @@ async def unfinished_or_missed(
         .where(
             Occurrence.due_at >= since,
             Occurrence.status.in_(
-                [OccurrenceStatus.MISSED, OccurrenceStatus.FAILED, OccurrenceStatus.CLAIMED]
+                [
+                    OccurrenceStatus.MISSED,
+                    OccurrenceStatus.FAILED,
+                    OccurrenceStatus.CLAIMED,
+                    OccurrenceStatus.RETRYING,
+                ]
             ),
             Occurrence.what.startswith(prefix),
         )

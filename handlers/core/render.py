@@ -30,7 +30,8 @@ def templates_root() -> Path:
     return Path(str(resources.files("templates")))
 
 
-def _finalize(value: Any) -> Any:
+def finalize_value(value: Any) -> Any:
+    """What `{{ value }}` prints: escaped text, numbers and `Safe` as they are, None as nothing."""
     if value is None:
         return ""
     if isinstance(value, Safe | int | float):
@@ -77,7 +78,7 @@ class Renderer:
         self.default_locale = default_locale
         self.env = ImmutableSandboxedEnvironment(
             loader=FileSystemLoader(str(self.root)),
-            finalize=_finalize,
+            finalize=finalize_value,
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,

@@ -17,8 +17,9 @@ from functools import partial
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.core.chats import chat_of
 from handlers.core.context import Services
-from handlers.core.events import ChatKind, ChatRef, Platform, UserRef
+from handlers.core.events import ChatRef, UserRef
 from handlers.core.gateway import ChatGateway, GatewayError, GatewayUnavailable
 from handlers.core.markup import mention
 from handlers.core.outgoing import Button, OutgoingMessage, SentMessage
@@ -54,18 +55,6 @@ class Winner:
     @property
     def mention(self) -> str:
         return mention(self.user_id, self.display_name)
-
-
-def chat_of(giveaway: Giveaway, community: Community) -> ChatRef:
-    """Where the giveaway was announced, as a neutral chat reference."""
-    return ChatRef(
-        platform=Platform(community.platform),
-        chat_id=giveaway.chat_id,
-        community_id=community.external_id,
-        title=giveaway.chat_title,
-        kind=ChatKind(giveaway.chat_kind),
-        community_title=community.title,
-    )
 
 
 async def winners_of(session: AsyncSession, giveaway_id: int) -> list[Winner]:

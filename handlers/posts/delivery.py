@@ -1,0 +1,541 @@
+"""Scheduled posts going out: timers, exactly-once firing, missed runs, retries, reports.
+
+The `posts` table is the truth; each active post has one timer, keyed by post, set for its
+next run (held back to the end of quiet hours when the run falls inside them). A firing
+works out every run the post owes up to now and, in ONE transaction, claims the run it
+will send, records the others as missed (or merged), and moves `next_run_at` on with a
+conditional UPDATE. Two instances, a restart or a sweep racing a timer: only one moves the
+post, and the occurrence's unique key lets only one send. Never a burst: several runs owed
+at once become one post.
+
+Misfire rules (per post): `catch-up` posts a late run within the grace window (default 10
+min) and records older ones as missed; `skip` never posts late; `merge` posts once for
+everything owed, however late. Missed runs are reported to the managers once.
+
+A send that fails is retried with backoff (the occurrence waits as `retrying`, so a restart
+resumes it and only one instance takes it), then recorded as failed and reported; the
+schedule goes on regardless.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from typing import Any
+
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.core.args import ParseEnv
+from handlers.core.chats import chat_of
+from handlers.core.context import Services
+from handlers.core.events import ChatRef, Platform, UserRef
+from handlers.core.firing import instance_name
+from handlers.core.gateway import ChatGateway, GatewayError, GatewayUnavailable
+from handlers.core.outgoing import OutgoingMessage
+from handlers.posts.compliance import review
+from handlers.posts.policy import PostPolicy
+from handlers.posts.schedule import Misfire, Schedule, parse_schedule_text
+from handlers.posts.text import PostTextError, PostTextRenderer
+from handlers.settings import special_chat
+from scheduler.service import SchedulerService
+from storage import occurrences
+from storage import posts as store
+from storage.activity import zone
+from storage.models import Community, CommunityDay, Membership, Occurrence, ScheduledPost
+from storage.occurrences import ClaimOutcome, OccurrenceStatus
+
+log = logging.getLogger(__name__)
+
+FIRE_JOB = "post.fire"
+RETRY_JOB = "post.retry"
+SWEEP_JOB = "post.sweep"
+RETRY_DELAYS = (timedelta(seconds=15), timedelta(minutes=1), timedelta(minutes=5))
+# `skip` still posts a run this late: timers and start-up are never to the millisecond.
+ON_TIME = timedelta(minutes=1)
+SWEEP_EVERY = timedelta(seconds=60)
+START_SWEEP_DELAY = timedelta(seconds=5)
+# A retry left waiting by a stopped process is resumed at start-up if it isn't older.
+RESUME_RETRIES_WITHIN = timedelta(hours=1)
+# How long a send waits for its platform to connect (start-up, reconnects).
+PLATFORM_WAIT = 30.0
+MAX_MISSED_SHOWN = 5
+_FOREVER = timedelta(days=36500)
+
+TEXTS = PostTextRenderer.create()
+
+
+class ComplianceRefused(Exception):
+    """The rendered post holds banned words and no manager overrode the check."""
+
+    def __init__(self, words: list[str]) -> None:
+        super().__init__(", ".join(words))
+        self.words = words
+
+
+def what(post_id: int) -> str:
+    """The occurrence name of a post's runs."""
+    return f"post:{post_id}"
+
+
+def timer_key(post_id: int) -> str:
+    return f"post:{post_id}"
+
+
+def schedule_of(post: ScheduledPost, community: Community, now: datetime) -> Schedule:
+    return parse_schedule_text(post.schedule, ParseEnv(zone(community.timezone), now))
+
+
+def release_time(due: datetime, community: Community) -> datetime:
+    """When the run due at `due` may go out: after quiet hours if it falls inside them."""
+    quiet = PostPolicy.of(community.settings).quiet
+    return due if quiet is None else quiet.release(due, zone(community.timezone))
+
+
+# --- what a post says ----------------------------------------------------------------------
+
+
+async def _member_count(
+    services: Services, session: AsyncSession, community: Community, chat: ChatRef
+) -> int:
+    gateway = services.gateways.get(chat.platform)
+    if gateway is not None:
+        try:
+            counted = await gateway.member_count(chat)
+        except Exception:
+            counted = None
+        if counted is not None:
+            return counted
+    query = select(func.count()).where(
+        Membership.community_id == community.id, Membership.left_at.is_(None)
+    )
+    return int((await session.execute(query)).scalar_one())
+
+
+async def _yesterday(session: AsyncSession, community_id: int, today: date) -> tuple[int, int]:
+    row = await session.get(CommunityDay, (community_id, today - timedelta(days=1)))
+    return (row.messages, row.active_members) if row is not None else (0, 0)
+
+
+async def post_values(
+    services: Services, session: AsyncSession, community: Community, chat: ChatRef, at: datetime
+) -> dict[str, Any]:
+    """The variables a post text may use, as of `at` in the community's time zone."""
+    local = at.astimezone(zone(community.timezone))
+    messages, active = await _yesterday(session, community.id, local.date())
+    weekdays = services.renderer.catalog(community.locale).get("weekdays", [])
+    return {
+        "community": community.title or chat.community_name or "",
+        "chat": chat.title or "",
+        "date": local.date().isoformat(),
+        "time": local.strftime("%H:%M"),
+        "weekday": weekdays[local.weekday()] if len(weekdays) == 7 else local.strftime("%A"),
+        "member_count": await _member_count(services, session, community, chat),
+        "messages_yesterday": messages,
+        "active_yesterday": active,
+    }
+
+
+async def body_of(session: AsyncSession, post: ScheduledPost) -> str:
+    """The post's own text, or its saved template's current text."""
+    if post.template_name is None:
+        return post.body or ""
+    saved = await store.template(session, post.community_id, post.template_name)
+    if saved is None:
+        raise PostTextError("template_gone", name=post.template_name)
+    return saved.body
+
+
+async def compose(
+    services: Services,
+    session: AsyncSession,
+    post: ScheduledPost,
+    community: Community,
+    *,
+    at: datetime,
+    limit: int,
+) -> str:
+    """The post as it would go out at `at`: rendered, then checked against the word list."""
+    chat = chat_of(post, community)
+    text = TEXTS.render(
+        await body_of(session, post),
+        await post_values(services, session, community, chat, at),
+        limit=limit,
+    )
+    if not post.compliance_override:
+        found = review(text, PostPolicy.of(community.settings).words.words())
+        if found:
+            raise ComplianceRefused(sorted({f.word for f in found}))
+    return text
+
+
+# --- firing --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FiringPlan:
+    """What one firing does with the runs a post owes."""
+
+    send: datetime | None  # the run to post now
+    missed: tuple[tuple[datetime, str], ...]  # not posted, why: late|skipped|merged|combined
+    next_run: datetime | None
+
+
+def plan(
+    owed: list[datetime],
+    *,
+    now: datetime,
+    misfire: Misfire,
+    grace: timedelta,
+    release: Any,
+    next_run: datetime | None,
+) -> FiringPlan:
+    """Decide which owed run to post and what to record as missed (pure, for tests)."""
+    tolerance = ON_TIME if misfire is Misfire.SKIP else grace
+    on_time = [r for r in owed if now - release(r) <= tolerance]
+    send = on_time[-1] if on_time else (owed[-1] if misfire is Misfire.MERGE and owed else None)
+    missed: list[tuple[datetime, str]] = []
+    for run in owed:
+        if run == send:
+            continue
+        if run in on_time:
+            missed.append((run, "combined"))  # due together (quiet hours): one post, no report
+        elif misfire is Misfire.MERGE:
+            missed.append((run, "merged"))
+        else:
+            missed.append((run, "skipped" if misfire is Misfire.SKIP else "late"))
+    return FiringPlan(send, tuple(missed), next_run)
+
+
+async def fire(services: Services, post_id: int, due: str) -> None:
+    """Timer and sweep entry point: post the run due at `due` (ISO) unless it was handled."""
+    due_at = datetime.fromisoformat(due).astimezone(UTC)
+    now = services.clock.now()
+    instance = instance_name()
+    async with services.db.session() as session:
+        post = await store.by_id(session, post_id)
+        if post is None or post.status != store.PostStatus.ACTIVE or post.next_run_at != due_at:
+            return  # paused, deleted, edited or already handled: a stale timer
+        community = await session.get(Community, post.community_id)
+        assert community is not None
+        release = partial(release_time, community=community)
+        if release(due_at) > now + timedelta(seconds=1):
+            # Quiet hours changed since the timer was set: wait for their end.
+            _set_timer(services.scheduler, post_id, due_at, release(due_at))
+            return
+        schedule = schedule_of(post, community, now)
+        tz = zone(community.timezone)
+        owed = [due_at, *schedule.runs_between(due_at, now, tz)]
+        policy = PostPolicy.of(community.settings)
+        decided = plan(
+            owed,
+            now=now,
+            misfire=Misfire(post.misfire),
+            grace=policy.grace,
+            release=release,
+            next_run=schedule.next_after(max(owed[-1], now), tz),
+        )
+        sending: int | None = None
+        if decided.send is not None:
+            claimed = await occurrences.claim(
+                session, what(post_id), decided.send, now=now, instance=instance, grace=_FOREVER
+            )
+            if claimed.outcome is ClaimOutcome.CLAIMED:
+                sending = claimed.occurrence_id
+        newly_missed: list[tuple[datetime, str]] = []
+        for run, why in decided.missed:
+            if await occurrences.record_missed(
+                session, what(post_id), run, now=now, instance=instance, detail=why
+            ):
+                newly_missed.append((run, why))
+        moved = await store.advance(
+            session,
+            post_id,
+            due=due_at,
+            next_run=decided.next_run,
+            ran_at=now if sending is not None else None,
+            outcome="sending" if sending is not None else "missed",
+            ran=sending is not None,
+        )
+        if not moved:
+            await session.rollback()
+            return  # another instance (or the sweep) took this firing
+    if decided.next_run is not None:
+        _set_timer(services.scheduler, post_id, decided.next_run, release(decided.next_run))
+    reported = [(run, why) for run, why in newly_missed if why != "combined"]
+    if reported:
+        await report(
+            services,
+            post_id,
+            "missed",
+            runs=[run for run, _ in reported],
+            why=reported[-1][1],
+            merged=sending is not None and reported[-1][1] == "merged",
+        )
+    if sending is not None:
+        await deliver(services, post_id, sending, attempt=0)
+
+
+async def deliver(services: Services, post_id: int, occurrence_id: int, *, attempt: int) -> bool:
+    """Send one claimed run; on a platform failure retry later, then give up and report."""
+    async with services.db.session() as session:
+        post = await store.by_id(session, post_id)
+        community = await session.get(Community, post.community_id) if post else None
+        if post is None or community is None or post.status == store.PostStatus.DELETED:
+            await occurrences.finish(
+                session, occurrence_id, now=services.clock.now(), failed=True, detail="deleted"
+            )
+            return False
+        chat = chat_of(post, community)
+        try:
+            gateway = await services.gateways.wait(chat.platform, within=PLATFORM_WAIT)
+            text = await compose(
+                services,
+                session,
+                post,
+                community,
+                at=services.clock.now(),
+                limit=gateway.capabilities.max_text_length,
+            )
+        except GatewayUnavailable as exc:
+            gateway, text, problem = None, "", exc
+        except (PostTextError, ComplianceRefused) as exc:
+            await _give_up(services, session, post, occurrence_id, exc)
+            return False
+        else:
+            problem = None
+    if gateway is not None:
+        try:
+            await gateway.send(chat, OutgoingMessage(text))
+        except (GatewayError, TimeoutError, OSError) as exc:
+            problem = exc
+        else:
+            async with services.db.session() as session:
+                await occurrences.finish(session, occurrence_id, now=services.clock.now())
+                await store.set_outcome(session, post_id, "sent")
+            return True
+    log.warning("post %s: send failed (attempt %d): %r", post_id, attempt + 1, problem)
+    async with services.db.session() as session:
+        if attempt < len(RETRY_DELAYS) and services.scheduler is not None:
+            await _mark_retrying(session, occurrence_id, type(problem).__name__)
+            services.scheduler.schedule(
+                f"post:{post_id}:retry:{occurrence_id}",
+                RETRY_JOB,
+                services.clock.now() + RETRY_DELAYS[attempt],
+                post_id=post_id,
+                occurrence_id=occurrence_id,
+                attempt=attempt + 1,
+            )
+            return False
+        post = await store.by_id(session, post_id)
+        assert post is not None
+        await _give_up(services, session, post, occurrence_id, problem)
+    return False
+
+
+async def _give_up(
+    services: Services,
+    session: AsyncSession,
+    post: ScheduledPost,
+    occurrence_id: int,
+    problem: BaseException | None,
+) -> None:
+    detail = problem.problem if isinstance(problem, PostTextError) else type(problem).__name__
+    if isinstance(problem, ComplianceRefused):
+        detail = "compliance"
+    await occurrences.finish(
+        session, occurrence_id, now=services.clock.now(), failed=True, detail=detail
+    )
+    await store.set_outcome(session, post.id, "failed")
+    await session.commit()
+    words = problem.words if isinstance(problem, ComplianceRefused) else []
+    text_problem = problem if isinstance(problem, PostTextError) else None
+    await report(
+        services,
+        post.id,
+        "failed",
+        detail=detail,
+        words=words,
+        text_problem=text_problem.problem if text_problem else None,
+        text_values=text_problem.values if text_problem else {},
+    )
+
+
+async def _mark_retrying(session: AsyncSession, occurrence_id: int, detail: str) -> None:
+    await session.execute(
+        update(Occurrence)
+        .where(Occurrence.id == occurrence_id)
+        .values(status=OccurrenceStatus.RETRYING.value, detail=detail[:256])
+    )
+
+
+async def retry(services: Services, post_id: int, occurrence_id: int, attempt: int) -> None:
+    """Retry job: take the waiting occurrence back (only one instance can) and send again."""
+    async with services.db.session() as session:
+        taken = await session.execute(
+            update(Occurrence)
+            .where(
+                Occurrence.id == occurrence_id,
+                Occurrence.status == OccurrenceStatus.RETRYING.value,
+            )
+            .values(status=OccurrenceStatus.CLAIMED.value, claimed_by=instance_name()[:64])
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            return
+    await deliver(services, post_id, occurrence_id, attempt=attempt)
+
+
+async def send_now(services: Services, post_id: int, *, now: datetime) -> int | None:
+    """`/post now`: claim an extra run at `now` (outside the schedule); None if taken."""
+    async with services.db.session() as session:
+        claimed = await occurrences.claim(
+            session, what(post_id), now, now=now, instance=instance_name(), grace=_FOREVER
+        )
+    return claimed.occurrence_id if claimed.outcome is ClaimOutcome.CLAIMED else None
+
+
+# --- telling the managers ------------------------------------------------------------------
+
+
+async def managers_target(
+    services: Services, community: Community, post: ScheduledPost
+) -> tuple[ChatGateway, ChatRef | None, UserRef | None] | None:
+    """Where reports go: the managers' chat if set, else the post's author privately,
+    else the post's own chat."""
+    platform = Platform(community.platform)
+    gateway = services.gateways.get(platform)
+    if gateway is None:
+        return None
+    chosen = special_chat(community.settings or {}, "managers")
+    post_chat = chat_of(post, community)
+    if chosen is not None:
+        chat = ChatRef(
+            platform, chosen["id"], community.external_id, chosen.get("title") or None,
+            community_title=community.title,
+        )  # fmt: skip
+        return gateway, chat, None
+    if gateway.capabilities.private_messages:
+        return gateway, None, UserRef(platform, post.created_by, post.created_by_name)
+    return gateway, post_chat, None
+
+
+async def report(services: Services, post_id: int, kind: str, **values: Any) -> None:
+    """Tell the managers that runs were missed or a run failed; never raises."""
+    try:
+        async with services.db.session() as session:
+            post = await store.by_id(session, post_id)
+            community = await session.get(Community, post.community_id) if post else None
+        if post is None or community is None:
+            return
+        target = await managers_target(services, community, post)
+        message = services.renderer.message(
+            "posts/report.j2",
+            community.locale,
+            kind=kind,
+            post=post,
+            tz=zone(community.timezone),
+            grace=PostPolicy.of(community.settings).grace,
+            shown=MAX_MISSED_SHOWN,
+            **values,
+        )
+        if target is None:
+            log.warning("post %s: %s, and no platform connected to tell anyone", post_id, kind)
+            return
+        gateway, chat, person = target
+        if chat is not None:
+            await gateway.send(chat, message)
+            return
+        assert person is not None
+        try:
+            await gateway.send_private(person, message)
+        except GatewayError:
+            await gateway.send(chat_of(post, community), message)
+    except Exception:
+        log.exception("post %s: could not report %s", post_id, kind)
+
+
+# --- timers --------------------------------------------------------------------------------
+
+
+def _set_timer(
+    scheduler: SchedulerService | None, post_id: int, due: datetime, at: datetime
+) -> None:
+    if scheduler is not None and scheduler.running:
+        scheduler.schedule(timer_key(post_id), FIRE_JOB, at, post_id=post_id, due=due.isoformat())
+
+
+def arm(services: Services, post: ScheduledPost, community: Community) -> None:
+    """(Re)set the post's timer after a change; cancels it when nothing is due."""
+    if services.scheduler is None:
+        return
+    if post.status != store.PostStatus.ACTIVE or post.next_run_at is None:
+        services.scheduler.cancel(timer_key(post.id))
+        return
+    _set_timer(
+        services.scheduler, post.id, post.next_run_at, release_time(post.next_run_at, community)
+    )
+
+
+async def sweep(services: Services) -> int:
+    """Fire every active post whose run is past due (lost timers, a stalled loop)."""
+    now = services.clock.now()
+    async with services.db.session() as session:
+        due = await store.overdue(session, now=now - timedelta(seconds=30))
+    for post_id, due_at in due:
+        try:
+            await fire(services, post_id, due_at.isoformat())
+        except Exception:
+            log.exception("post %s could not be fired", post_id)
+    return len(due)
+
+
+async def _rebuild_timers(services: Services, scheduler: SchedulerService) -> None:
+    now = services.clock.now()
+    async with services.db.session() as session:
+        query = (
+            select(ScheduledPost, Community)
+            .join(Community, Community.id == ScheduledPost.community_id)
+            .where(
+                ScheduledPost.status == store.PostStatus.ACTIVE,
+                ScheduledPost.next_run_at.is_not(None),
+            )
+        )
+        rows = (await session.execute(query)).all()
+        waiting = await session.execute(
+            select(Occurrence.id, Occurrence.what).where(
+                Occurrence.status == OccurrenceStatus.RETRYING.value,
+                Occurrence.what.startswith("post:"),
+                Occurrence.claimed_at >= now - RESUME_RETRIES_WITHIN,
+            )
+        )
+        retries = waiting.all()
+    soon = now + START_SWEEP_DELAY
+    for post, community in rows:
+        assert post.next_run_at is not None
+        # Overdue runs fire soon, once the platforms had a moment to connect.
+        at = max(release_time(post.next_run_at, community), soon)
+        _set_timer(scheduler, post.id, post.next_run_at, at)
+    for occurrence_id, name in retries:
+        post_id = int(name.split(":")[1])
+        scheduler.schedule(
+            f"post:{post_id}:retry:{occurrence_id}",
+            RETRY_JOB,
+            soon,
+            post_id=post_id,
+            occurrence_id=occurrence_id,
+            attempt=1,
+        )
+    scheduler.schedule(
+        "post:sweep", SWEEP_JOB, IntervalTrigger(seconds=SWEEP_EVERY.total_seconds())
+    )
+
+
+def install(services: Services, scheduler: SchedulerService) -> None:
+    """Register the post jobs and the start-up reconciler on the scheduler."""
+    scheduler.register(FIRE_JOB, partial(fire, services))
+    scheduler.register(RETRY_JOB, partial(retry, services))
+    scheduler.register(SWEEP_JOB, partial(sweep, services))
+    scheduler.on_start(partial(_rebuild_timers, services))
