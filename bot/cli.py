@@ -43,7 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--script", type=Path, metavar="FILE", help="console: read chat lines from FILE and exit"
     )
-    demo = sub.add_parser("demo", parents=[common], help="simulate a community day and show /stats")
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="simulate four weeks of a community, then show /stats and /post besttime",
+    )
     demo.add_argument("--members", type=int, default=50, help="simulated members (default 50)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.add_argument(
