@@ -422,7 +422,10 @@ async def besttime(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
     until = ctx.now()
     since = until - BESTTIME_WINDOW
     buckets = await hourly_activity(ctx.session, ctx.community.id, since=since, until=until)
-    heat = build_heatmap(buckets, ctx.tz, since=since, until=until)
+    # A young community is averaged over the weeks it has existed, not over four.
+    heat = build_heatmap(
+        buckets, ctx.tz, since=since, until=until, first_seen=ctx.community.created_at
+    )
     return ctx.render(
         "posts/besttime.j2", heat=heat, best=heat.best(3), daily=heat.best_daily_hour()
     )
