@@ -50,31 +50,18 @@ async def claim(
     now: datetime,
     instance: str,
     grace: timedelta,
-    late_from: datetime | None = None,
 ) -> Claim:
-    """Claim one firing; the caller commits before acting so other instances see the claim.
-
-    Lateness counts from `late_from` when a firing was meant to wait past its due time
-    (a post held back by quiet hours), else from `due_at`.
-    """
-    late = now - max(due_at, late_from or due_at) > grace
-    status = OccurrenceStatus.MISSED if late else OccurrenceStatus.CLAIMED
-    insert = dialect_insert(session)
-    stmt = (
-        insert(OCCURRENCES)
-        .values(
-            what=what[:128],
-            due_at=due_at,
-            status=status.value,
-            claimed_by=instance[:64],
-            claimed_at=now,
-            finished_at=now if late else None,
-            detail=f"late by {now - due_at}" if late else None,
-        )
-        .on_conflict_do_nothing(index_elements=[OCCURRENCES.c.what, OCCURRENCES.c.due_at])
-        .returning(OCCURRENCES.c.id)
+    """Claim one firing; the caller commits before acting so other instances see the claim."""
+    late = now - due_at > grace
+    inserted = await _insert(
+        session,
+        what,
+        due_at,
+        status=OccurrenceStatus.MISSED if late else OccurrenceStatus.CLAIMED,
+        now=now,
+        instance=instance,
+        detail=f"late by {now - due_at}" if late else None,
     )
-    inserted = (await session.execute(stmt)).scalar_one_or_none()
     if inserted is None:
         return Claim(ClaimOutcome.TAKEN)
     return Claim(ClaimOutcome.MISSED if late else ClaimOutcome.CLAIMED, inserted)
@@ -90,22 +77,40 @@ async def record_missed(
     detail: str,
 ) -> bool:
     """Record a firing that will not act (skipped, merged, too late); False if it was known."""
-    insert = dialect_insert(session)
+    inserted = await _insert(
+        session, what, due_at, status=OccurrenceStatus.MISSED, now=now, instance=instance,
+        detail=detail,
+    )  # fmt: skip
+    return inserted is not None
+
+
+async def _insert(
+    session: AsyncSession,
+    what: str,
+    due_at: datetime,
+    *,
+    status: OccurrenceStatus,
+    now: datetime,
+    instance: str,
+    detail: str | None,
+) -> int | None:
+    """Insert the firing's row unless `(what, due_at)` exists; its id, or None if it did."""
+    finished = status is not OccurrenceStatus.CLAIMED
     stmt = (
-        insert(OCCURRENCES)
+        dialect_insert(session)(OCCURRENCES)
         .values(
             what=what[:128],
             due_at=due_at,
-            status=OccurrenceStatus.MISSED.value,
+            status=status.value,
             claimed_by=instance[:64],
             claimed_at=now,
-            finished_at=now,
-            detail=detail[:256],
+            finished_at=now if finished else None,
+            detail=detail[:256] if detail else None,
         )
         .on_conflict_do_nothing(index_elements=[OCCURRENCES.c.what, OCCURRENCES.c.due_at])
         .returning(OCCURRENCES.c.id)
     )
-    return (await session.execute(stmt)).scalar_one_or_none() is not None
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def history(session: AsyncSession, what: str, *, limit: int = 10) -> Sequence[Occurrence]:

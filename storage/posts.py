@@ -32,13 +32,15 @@ class PostStatus(StrEnum):
 LIVE = (PostStatus.PENDING, PostStatus.ACTIVE, PostStatus.PAUSED)
 
 
-async def get(session: AsyncSession, community_id: int, post_id: int) -> ScheduledPost | None:
-    """A post of this community that is not deleted."""
+async def get(
+    session: AsyncSession, community_id: int, post_id: int, *, deleted: bool = False
+) -> ScheduledPost | None:
+    """A post of this community; deleted ones only when asked for (`/post restore`)."""
     query = select(ScheduledPost).where(
-        ScheduledPost.id == post_id,
-        ScheduledPost.community_id == community_id,
-        ScheduledPost.status != PostStatus.DELETED,
+        ScheduledPost.id == post_id, ScheduledPost.community_id == community_id
     )
+    if not deleted:
+        query = query.where(ScheduledPost.status != PostStatus.DELETED)
     return (await session.execute(query)).scalar_one_or_none()
 
 
@@ -64,16 +66,6 @@ async def listing(
         .limit(limit)
     )
     return list((await session.execute(query)).scalars().all())
-
-
-async def due_active(session: AsyncSession) -> list[tuple[int, datetime]]:
-    """Every active post with a next run: what the timers are rebuilt from at start-up."""
-    query = (
-        select(ScheduledPost.id, ScheduledPost.next_run_at)
-        .where(ScheduledPost.status == PostStatus.ACTIVE, ScheduledPost.next_run_at.is_not(None))
-        .order_by(ScheduledPost.next_run_at)
-    )
-    return [(row.id, row.next_run_at) for row in await session.execute(query)]
 
 
 async def overdue(session: AsyncSession, *, now: datetime) -> list[tuple[int, datetime]]:

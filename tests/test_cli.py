@@ -81,12 +81,15 @@ def test_demo_ends_with_stats_and_a_verified_recount(capsys):
     assert "Simulating 12 members" in out
     assert "📊 Demo community — activity" in out
     assert "💬 Messages:" in out and "🙋 Active members:" in out
+    assert "📊 Best times to post" in out and "Each day's peak: Mon " in out
+    assert "Suggested: /post add every day " in out
     assert "✓ rollups match a recount of all" in out
 
 
 def test_demo_in_chinese(capsys):
     assert main(["demo", "--members", "8", "--locale", "zh"]) == 0
-    assert "💬 消息：" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "💬 消息：" in out and "每天的高峰：周一 " in out
 
 
 def test_the_console_exits_cleanly_at_end_of_input(tmp_path):

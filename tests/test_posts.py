@@ -298,10 +298,16 @@ async def test_pause_resume_delete_list_show_and_now(dispatcher, gateway, postin
     await say(dispatcher, gateway, "/post now 1")
     assert posted(gateway, "Weekly call") == 1
     shown = await say(dispatcher, gateway, "/post show 1")
-    assert "done" in shown and "paused" in shown and "posted_now" in shown
-    assert "deleted" in await say(dispatcher, gateway, "/post delete 1")
+    assert "done" in shown and "paused" in shown and "posted now" in shown
+    assert "/post restore 1" in await say(dispatcher, gateway, "/post delete 1")
     assert posting.next_run("post:1") is None
     assert "can't find" in await say(dispatcher, gateway, "/post show 1")
+    assert "back, paused" in await say(dispatcher, gateway, "/post restore 1")
+    assert "resume it first" in await say(dispatcher, gateway, "/post approve 1")
+    await say(dispatcher, gateway, "/post resume 1")
+    assert posting.next_run("post:1") is not None
+    actions = [a.action for a in await rows(services.db, PostAudit)]
+    assert actions[-3:] == ["deleted", "restored", "resumed"]
 
 
 async def test_a_failed_send_is_retried_then_reported(dispatcher, gateway, posting, services):
@@ -334,7 +340,12 @@ async def test_saved_templates_feed_posts(dispatcher, gateway, posting, services
     await say(dispatcher, gateway, "/post add in 1m --template hello")
     assert "used by" in await say(dispatcher, gateway, "/template show hello")
     assert "#1" in await say(dispatcher, gateway, "/template delete hello")
+    await say(dispatcher, gateway, "/post delete 1")
+    undo = await say(dispatcher, gateway, "/template delete hello")
+    assert "/template save hello Hello {{ chat }}!" in undo
     await say(dispatcher, gateway, "/template save hello Hi again {{ chat }}")
+    await say(dispatcher, gateway, "/post restore 1")
+    await say(dispatcher, gateway, "/post resume 1")
     await until(services, START + timedelta(minutes=1))
     assert gateway.sent[-1].text == "Hi again Test *Group*"
     refused = await say(dispatcher, gateway, "/template save bad {{ nope }}")
@@ -347,3 +358,17 @@ async def test_bad_schedules_get_a_friendly_error(dispatcher, gateway, posting, 
         reply = await say(dispatcher, gateway, text)
         assert reply.startswith("⚠️"), reply
     assert await rows(services.db, ScheduledPost) == []
+
+
+async def test_a_text_that_no_longer_fits_is_reported_in_words(
+    dispatcher, gateway, posting, services
+):
+    from dataclasses import replace
+
+    await say(dispatcher, gateway, "/post add in 1m A perfectly ordinary announcement")
+    gateway.capabilities = replace(gateway.capabilities, max_text_length=10)
+    await until(services, START + timedelta(minutes=1))
+    note = next(s.text for s in gateway.sent if s.private_to == BOSS.user_id)
+    assert "its text no longer works" in note and "this platform takes 10" in note
+    [occurrence] = await rows(services.db, Occurrence)
+    assert occurrence.status == "failed" and occurrence.detail == "rendered_too_long"

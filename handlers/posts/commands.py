@@ -61,12 +61,12 @@ async def _target(event: CommandEvent, ctx: HandlerContext, raw: str | None) -> 
     """The chat a post goes to: here, or another chat of this community the actor manages."""
     if raw is None:
         return event.chat
-    wanted = raw.strip().removeprefix("<#").removesuffix(">").lstrip("#")
+    wanted = raw.strip().removeprefix("<#").removesuffix(">").lstrip("#").lower()
     chats = (
         await ctx.session.execute(select(Chat).where(Chat.community_id == ctx.community.id))
     ).scalars()
     for chat in chats:
-        if wanted in (chat.external_id, (chat.title or "").lower(), chat.title):
+        if wanted in (chat.external_id.lower(), (chat.title or "").lower()):
             ref = ChatRef(
                 event.chat.platform,
                 chat.external_id,
@@ -121,18 +121,28 @@ def _audit(
     )
 
 
-async def _check_words(ctx: HandlerContext, post: ScheduledPost, override: bool) -> list[str]:
-    """Review the post now; with `--override` keep it anyway and say which words were kept."""
+async def _reviewed(
+    ctx: HandlerContext, post: ScheduledPost, at: datetime, override: bool
+) -> tuple[str, list[str]]:
+    """The post as it would read at `at`, checked against the word list; with `--override`
+    a post with listed words is kept, and the words are returned for the audit log."""
     post.compliance_override = False
     try:
-        await _preview(ctx, post, ctx.now())
+        return await _preview(ctx, post, at), []
     except UserInputError as refused:
         if refused.values.get("problem") != "compliance" or not override:
             raise
-        post.compliance_override = True
-        return list(refused.values["words"])
-    post.compliance_override = override
-    return []
+        words = list(refused.values["words"])
+    post.compliance_override = True
+    return await _preview(ctx, post, at), words
+
+
+def _audit_saved(
+    ctx: HandlerContext, post: ScheduledPost, action: str, detail: str | None, kept: list[str]
+) -> None:
+    _audit(ctx, post, action, detail)
+    if kept:
+        _audit(ctx, post, "override", ", ".join(kept))
 
 
 def _arm_after_commit(ctx: HandlerContext, post: ScheduledPost) -> None:
@@ -191,13 +201,10 @@ async def add(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
         created_at=now,
         updated_at=now,
     )
-    kept = await _check_words(ctx, post, args.override)
-    preview = await _preview(ctx, post, first)
+    preview, kept = await _reviewed(ctx, post, first, args.override)
     ctx.session.add(post)
     await ctx.session.flush()
-    _audit(ctx, post, "created", schedule.text())
-    if kept:
-        _audit(ctx, post, "override", ", ".join(kept))
+    _audit_saved(ctx, post, "created", schedule.text(), kept)
     _arm_after_commit(ctx, post)
     return ctx.render(
         "posts/added.j2",
@@ -303,6 +310,18 @@ async def delete(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
     return ctx.render("posts/changed.j2", post=post, change="deleted")
 
 
+@router.command("post restore", params=[_ID], min_role=Role.MANAGER)
+async def restore(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
+    """Bring a deleted post back, paused, so a manager checks it before it runs again."""
+    post = await store.get(ctx.session, ctx.community.id, ctx.args.id, deleted=True)
+    if post is None or post.status != store.PostStatus.DELETED:
+        raise NotFound(what="deleted post", id=ctx.args.id, hint_command="/post list")
+    post.status = store.PostStatus.PAUSED.value
+    post.updated_at = ctx.now()
+    _audit(ctx, post, "restored")
+    return ctx.render("posts/changed.j2", post=post, change="restored")
+
+
 @router.command(
     "post edit",
     params=[_ID, Param("text", Text(label="text"), required=False)],
@@ -351,17 +370,14 @@ async def edit(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
     if following is None:
         raise UserInputError("posts/errors.j2", problem="never_runs")
     post.next_run_at = following
-    kept = await _check_words(ctx, post, args.override)
-    text = await _preview(ctx, post, following)
+    text, kept = await _reviewed(ctx, post, following, args.override)
     policy = PostPolicy.of(ctx.community.settings)
     if policy.approval and post.status == store.PostStatus.ACTIVE:
         # An edited post is a new post to approve: the approval covered the old text.
         post.status, post.approved_by = store.PostStatus.PENDING.value, None
     post.edited_by = event.actor.user_id
     post.updated_at = ctx.now()
-    _audit(ctx, post, "edited", ", ".join(changes) or None)
-    if kept:
-        _audit(ctx, post, "override", ", ".join(kept))
+    _audit_saved(ctx, post, "edited", ", ".join(changes) or None, kept)
     _arm_after_commit(ctx, post)
     return ctx.render(
         "posts/changed.j2",
@@ -427,5 +443,9 @@ async def besttime(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
         buckets, ctx.tz, since=since, until=until, first_seen=ctx.community.created_at
     )
     return ctx.render(
-        "posts/besttime.j2", heat=heat, best=heat.best(3), daily=heat.best_daily_hour()
+        "posts/besttime.j2",
+        heat=heat,
+        best=heat.best(3),
+        daily=heat.best_daily_hour(),
+        peaks=heat.peak_by_day(),
     )

@@ -20,6 +20,7 @@ schedule goes on regardless.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -34,7 +35,8 @@ from handlers.core.chats import chat_of
 from handlers.core.context import Services
 from handlers.core.events import ChatRef, Platform, UserRef
 from handlers.core.firing import instance_name
-from handlers.core.gateway import ChatGateway, GatewayError, GatewayUnavailable
+from handlers.core.gateway import ChatGateway, GatewayError
+from handlers.core.markup import Safe
 from handlers.core.outgoing import OutgoingMessage
 from handlers.posts.compliance import review
 from handlers.posts.policy import PostPolicy
@@ -190,7 +192,7 @@ def plan(
     now: datetime,
     misfire: Misfire,
     grace: timedelta,
-    release: Any,
+    release: Callable[[datetime], datetime],
     next_run: datetime | None,
 ) -> FiringPlan:
     """Decide which owed run to post and what to record as missed (pure, for tests)."""
@@ -221,15 +223,18 @@ async def fire(services: Services, post_id: int, due: str) -> None:
             return  # paused, deleted, edited or already handled: a stale timer
         community = await session.get(Community, post.community_id)
         assert community is not None
-        release = partial(release_time, community=community)
+        policy = PostPolicy.of(community.settings)
+        tz = zone(community.timezone)
+
+        def release(run: datetime) -> datetime:
+            return run if policy.quiet is None else policy.quiet.release(run, tz)
+
         if release(due_at) > now + timedelta(seconds=1):
             # Quiet hours changed since the timer was set: wait for their end.
             _set_timer(services.scheduler, post_id, due_at, release(due_at))
             return
         schedule = schedule_of(post, community, now)
-        tz = zone(community.timezone)
         owed = [due_at, *schedule.runs_between(due_at, now, tz)]
-        policy = PostPolicy.of(community.settings)
         decided = plan(
             owed,
             now=now,
@@ -289,9 +294,12 @@ async def deliver(services: Services, post_id: int, occurrence_id: int, *, attem
                 session, occurrence_id, now=services.clock.now(), failed=True, detail="deleted"
             )
             return False
-        chat = chat_of(post, community)
-        try:
-            gateway = await services.gateways.wait(chat.platform, within=PLATFORM_WAIT)
+    chat = chat_of(post, community)
+    problem: Exception
+    try:
+        # Waiting for the platform (start-up, a reconnect) holds no database session.
+        gateway = await services.gateways.wait(chat.platform, within=PLATFORM_WAIT)
+        async with services.db.session() as session:
             text = await compose(
                 services,
                 session,
@@ -300,68 +308,61 @@ async def deliver(services: Services, post_id: int, occurrence_id: int, *, attem
                 at=services.clock.now(),
                 limit=gateway.capabilities.max_text_length,
             )
-        except GatewayUnavailable as exc:
-            gateway, text, problem = None, "", exc
-        except (PostTextError, ComplianceRefused) as exc:
-            await _give_up(services, session, post, occurrence_id, exc)
-            return False
-        else:
-            problem = None
-    if gateway is not None:
-        try:
-            await gateway.send(chat, OutgoingMessage(text))
-        except (GatewayError, TimeoutError, OSError) as exc:
-            problem = exc
-        else:
-            async with services.db.session() as session:
-                await occurrences.finish(session, occurrence_id, now=services.clock.now())
-                await store.set_outcome(session, post_id, "sent")
-            return True
+        await gateway.send(chat, OutgoingMessage(text))
+    except (PostTextError, ComplianceRefused) as exc:
+        await _give_up(services, post, community, occurrence_id, exc)  # retrying can't help
+        return False
+    except (GatewayError, TimeoutError, OSError) as exc:
+        problem = exc
+    else:
+        async with services.db.session() as session:
+            await occurrences.finish(session, occurrence_id, now=services.clock.now())
+            await store.set_outcome(session, post_id, "sent")
+        return True
     log.warning("post %s: send failed (attempt %d): %r", post_id, attempt + 1, problem)
+    if attempt >= len(RETRY_DELAYS) or services.scheduler is None:
+        await _give_up(services, post, community, occurrence_id, problem)
+        return False
     async with services.db.session() as session:
-        if attempt < len(RETRY_DELAYS) and services.scheduler is not None:
-            await _mark_retrying(session, occurrence_id, type(problem).__name__)
-            services.scheduler.schedule(
-                f"post:{post_id}:retry:{occurrence_id}",
-                RETRY_JOB,
-                services.clock.now() + RETRY_DELAYS[attempt],
-                post_id=post_id,
-                occurrence_id=occurrence_id,
-                attempt=attempt + 1,
-            )
-            return False
-        post = await store.by_id(session, post_id)
-        assert post is not None
-        await _give_up(services, session, post, occurrence_id, problem)
+        await _mark_retrying(session, occurrence_id, type(problem).__name__)
+    services.scheduler.schedule(
+        f"post:{post_id}:retry:{occurrence_id}",
+        RETRY_JOB,
+        services.clock.now() + RETRY_DELAYS[attempt],
+        post_id=post_id,
+        occurrence_id=occurrence_id,
+        attempt=attempt + 1,
+    )
     return False
 
 
 async def _give_up(
     services: Services,
-    session: AsyncSession,
     post: ScheduledPost,
+    community: Community,
     occurrence_id: int,
-    problem: BaseException | None,
+    problem: Exception,
 ) -> None:
-    detail = problem.problem if isinstance(problem, PostTextError) else type(problem).__name__
+    """Record the run as failed, then tell the managers why in words they can act on."""
+    words: list[str] = []
+    reason = None
     if isinstance(problem, ComplianceRefused):
-        detail = "compliance"
-    await occurrences.finish(
-        session, occurrence_id, now=services.clock.now(), failed=True, detail=detail
-    )
-    await store.set_outcome(session, post.id, "failed")
-    await session.commit()
-    words = problem.words if isinstance(problem, ComplianceRefused) else []
-    text_problem = problem if isinstance(problem, PostTextError) else None
-    await report(
-        services,
-        post.id,
-        "failed",
-        detail=detail,
-        words=words,
-        text_problem=text_problem.problem if text_problem else None,
-        text_values=text_problem.values if text_problem else {},
-    )
+        detail, words = "compliance", problem.words
+    elif isinstance(problem, PostTextError):
+        detail = problem.problem
+        reason = Safe(
+            services.renderer.render(
+                "posts/errors.j2", community.locale, problem=problem.problem, **problem.values
+            ).removeprefix("⚠️ ")
+        )
+    else:
+        detail = type(problem).__name__
+    async with services.db.session() as session:
+        await occurrences.finish(
+            session, occurrence_id, now=services.clock.now(), failed=True, detail=detail
+        )
+        await store.set_outcome(session, post.id, "failed")
+    await report(services, post.id, "failed", detail=detail, words=words, reason=reason)
 
 
 async def _mark_retrying(session: AsyncSession, occurrence_id: int, detail: str) -> None:

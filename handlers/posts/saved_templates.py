@@ -94,4 +94,5 @@ async def delete(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
             "posts/errors.j2", problem="template_in_use", name=found.name, posts=users
         )
     await store.delete_template(ctx.session, ctx.community.id, found.name)
-    return ctx.render("posts/templates.j2", action="deleted", name=found.name)
+    # The reply carries the text, so a deletion is undone by sending it back.
+    return ctx.render("posts/templates.j2", action="deleted", name=found.name, body=found.body)
