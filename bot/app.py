@@ -19,13 +19,21 @@ from handlers.core.clock import Clock, SystemClock
 from handlers.core.context import Services
 from handlers.core.render import Renderer
 from handlers.core.router import CommandSpec, Dispatcher
+from handlers.faq import commands as faq_commands
 from handlers.giveaways import commands as giveaway_commands
 from handlers.giveaways import entry as giveaway_entry
 from handlers.giveaways import lifecycle as giveaway_lifecycle
+from handlers.points import commands as points_commands
+from handlers.points import lifecycle as points_lifecycle
+from handlers.polls import commands as poll_commands
+from handlers.polls import lifecycle as poll_lifecycle
 from handlers.posts import commands as post_commands
 from handlers.posts import delivery as post_delivery
 from handlers.posts import saved_templates as post_templates
 from handlers.posts import wordlist as post_wordlist
+from handlers.qa import commands as qa_commands
+from handlers.quizzes import commands as quiz_commands
+from handlers.quizzes import lifecycle as quiz_lifecycle
 from scheduler.service import SchedulerService
 from storage.activity import ActivityWriter, CommunityDefaults
 from storage.db import Database, alembic_config
@@ -41,6 +49,11 @@ FEATURES = (
     post_commands.router,
     post_templates.router,
     post_wordlist.router,
+    poll_commands.router,
+    quiz_commands.router,
+    faq_commands.router,
+    qa_commands.router,
+    points_commands.router,
 )
 
 
@@ -168,10 +181,14 @@ class CommopsApp:
             clock=self.clock,
             defaults=defaults,
             scheduler=scheduler,
+            features={"points": config.points, "faq": config.faq},
         )
         self.dispatcher = build_dispatcher(self.services)
         giveaway_lifecycle.install(self.services, scheduler)
         post_delivery.install(self.services, scheduler)
+        poll_lifecycle.install(self.services, scheduler)
+        quiz_lifecycle.install(self.services, scheduler)
+        points_lifecycle.install(self.services, scheduler)
         await scheduler.start()
         self.adapters = [self._adapter(name) for name in config.adapters()]
         log.info(

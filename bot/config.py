@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from handlers.faq.defaults import FaqDefaults
+from handlers.points.rules import PointsRules
 from storage.db import DatabaseURLError, async_url
 
 DEFAULT_CONFIG_FILE = "commops.toml"
@@ -135,6 +137,8 @@ class Config(_Section):
     console: ConsoleSection = Field(default_factory=ConsoleSection)
     telegram: TelegramSection = Field(default_factory=TelegramSection)
     discord: DiscordSection = Field(default_factory=DiscordSection)
+    points: PointsRules = Field(default_factory=PointsRules)
+    faq: FaqDefaults = Field(default_factory=FaqDefaults)
 
     source: str = Field("built-in defaults", exclude=True)
     env: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)

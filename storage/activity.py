@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import IntEnum
@@ -301,12 +301,27 @@ class _CommunityDelta:
     replies: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class WrittenActivity:
+    """A record this batch wrote for the first time, with its community resolved."""
+
+    record: ActivityRecord
+    community_id: int
+    timezone: str
+
+
+# Runs inside the batch's transaction with the records that were new (never replays), so
+# whatever it derives (message points) commits or rolls back with the activity itself.
+BatchHook = Callable[[AsyncSession, Sequence[WrittenActivity]], Awaitable[None]]
+
+
 async def write_batch(
     session: AsyncSession,
     records: Sequence[ActivityRecord],
     *,
     defaults: CommunityDefaults = CommunityDefaults(),
     cache: IdCache | None = None,
+    hooks: Sequence[BatchHook] = (),
 ) -> BatchResult:
     """Write one batch in the caller's transaction: raw events, rollups and memberships.
 
@@ -455,6 +470,14 @@ async def write_batch(
         ]
         await session.execute(stmt, params)
 
+    if hooks and new_keys:
+        written = [
+            WrittenActivity(resolved[key][0], resolved[key][1], resolved[key][3])
+            for key in sorted(new_keys, key=lambda k: resolved[k][0].at)
+        ]
+        for hook in hooks:
+            await hook(session, written)
+
     return BatchResult(written=len(new_keys), duplicates=len(records) - len(new_keys))
 
 
@@ -509,6 +532,8 @@ class ActivityWriter:
         self.retry_delays = tuple(retry_delays)
         self.cache = IdCache()
         self.stats = WriterStats()
+        # Features add theirs before `start` (see `BatchHook`).
+        self.hooks: list[BatchHook] = []
         self._queue: asyncio.Queue[ActivityRecord | _FlushRequest] = asyncio.Queue(queue_size)
         self._task: asyncio.Task[None] | None = None
 
@@ -657,7 +682,7 @@ class ActivityWriter:
             async with self.db.sessions() as session:
                 async with session.begin():
                     result = await write_batch(
-                        session, batch, defaults=self.defaults, cache=self.cache
+                        session, batch, defaults=self.defaults, cache=self.cache, hooks=self.hooks
                     )
                 learned = session.info.pop("activity_learned", {})
         except DBAPIError as exc:

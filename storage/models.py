@@ -345,3 +345,248 @@ class PostAudit(Base):
     actor_name: Mapped[str | None] = mapped_column(String(256))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     detail: Mapped[str | None] = mapped_column(String(512))
+
+
+class PointsEntry(Base):
+    """One change of a member's points: balances are sums of this ledger, never stored.
+
+    `(community_id, user_id, reason, ref)` is unique, so an award for the same thing
+    (a quiz answer, a giveaway entry, one message) is written once however often it is tried.
+    """
+
+    __tablename__ = "points_ledger"
+    __table_args__ = (
+        UniqueConstraint("community_id", "user_id", "reason", "ref"),
+        Index(None, "community_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(256))
+    amount: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(32))
+    ref: Mapped[str] = mapped_column(String(128))
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(String(256))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Poll(Base):
+    """A poll: native on the platform where it exists, buttons elsewhere; closed once.
+
+    `native_poll_id` is the platform's poll id (votes arrive by it). For anonymous native
+    polls the platform reports only totals, kept in `native_totals`.
+    Status: open -> closed (a conditional UPDATE, so closing happens once).
+    """
+
+    __tablename__ = "polls"
+    __table_args__ = (
+        Index(None, "status", "closes_at"),
+        Index(None, "community_id", "status"),
+        Index(None, "native_poll_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    chat_title: Mapped[str | None] = mapped_column(String(256))
+    chat_kind: Mapped[str] = mapped_column(String(16))
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    native_poll_id: Mapped[str | None] = mapped_column(String(128))
+    native: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    question: Mapped[str] = mapped_column(String(300))
+    options: Mapped[list[str]] = mapped_column(JSON, default=list)
+    multiple: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    native_totals: Mapped[list[int] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_by_name: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_by: Mapped[str | None] = mapped_column(String(64))
+    result_message_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class PollVote(Base):
+    """A member's current choice in a poll (a changed vote replaces it)."""
+
+    __tablename__ = "poll_votes"
+
+    poll_id: Mapped[int] = mapped_column(
+        ForeignKey("polls.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(256))
+    option_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    voted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class QuizSet(Base):
+    """A named set of quiz questions a manager loaded, optionally running as a game.
+
+    `questions` holds `{"question", "right", "wrong": [...]}` objects. While running, one
+    question is asked every `every_minutes`, starting at `next_run_at`, at `next_position`.
+    Status: idle -> running <-> paused; running -> finished after the last question.
+    """
+
+    __tablename__ = "quiz_sets"
+    __table_args__ = (
+        UniqueConstraint("community_id", "name"),
+        Index(None, "status", "next_run_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    questions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str | None] = mapped_column(String(64))
+    chat_title: Mapped[str | None] = mapped_column(String(256))
+    chat_kind: Mapped[str | None] = mapped_column(String(16))
+    every_minutes: Mapped[int | None] = mapped_column(Integer)
+    answer_minutes: Mapped[int | None] = mapped_column(Integer)
+    points: Mapped[int | None] = mapped_column(Integer)
+    reward_first: Mapped[int | None] = mapped_column(Integer)
+    next_position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Quiz(Base):
+    """One quiz question posted with answer buttons; members answer once, it closes once.
+
+    `options` is the order shown; `correct_option` indexes it. `reward_first` limits the
+    points to the first K correct answers (None: every correct answer earns them).
+    """
+
+    __tablename__ = "quizzes"
+    __table_args__ = (Index(None, "status", "closes_at"), Index(None, "community_id", "status"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    chat_title: Mapped[str | None] = mapped_column(String(256))
+    chat_kind: Mapped[str] = mapped_column(String(16))
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    question: Mapped[str] = mapped_column(String(300))
+    options: Mapped[list[str]] = mapped_column(JSON, default=list)
+    correct_option: Mapped[int] = mapped_column(SmallInteger)
+    points: Mapped[int] = mapped_column(Integer)
+    reward_first: Mapped[int | None] = mapped_column(Integer)
+    set_id: Mapped[int | None] = mapped_column(ForeignKey("quiz_sets.id", ondelete="SET NULL"))
+    set_position: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    correct_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    result_message_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class QuizAnswer(Base):
+    """A member's one answer to a quiz; `rank` orders the correct ones (1 = fastest)."""
+
+    __tablename__ = "quiz_answers"
+
+    quiz_id: Mapped[int] = mapped_column(
+        ForeignKey("quizzes.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(256))
+    option: Mapped[int] = mapped_column(SmallInteger)
+    correct: Mapped[bool] = mapped_column(Boolean)
+    rank: Mapped[int | None] = mapped_column(Integer)
+    points: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FaqEntry(Base):
+    """A question the bot answers by itself when a member asks something close enough."""
+
+    __tablename__ = "faq_entries"
+    __table_args__ = (Index(None, "community_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    question: Mapped[str] = mapped_column(String(500))
+    answer: Mapped[str] = mapped_column(Text)
+    hits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    source_question_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite")
+    )
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FaqReply(Base):
+    """When the bot last answered a member with an FAQ entry (at most once an hour each)."""
+
+    __tablename__ = "faq_replies"
+
+    faq_id: Mapped[int] = mapped_column(
+        ForeignKey("faq_entries.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class QaSession(Base):
+    """An AMA: open while members ask and vote, closed with a recap."""
+
+    __tablename__ = "qa_sessions"
+    __table_args__ = (Index(None, "community_id", "status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    chat_title: Mapped[str | None] = mapped_column(String(256))
+    chat_kind: Mapped[str] = mapped_column(String(16))
+    topic: Mapped[str] = mapped_column(String(256))
+    host_id: Mapped[str] = mapped_column(String(64))
+    host_name: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recap_message_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class QaQuestion(Base):
+    """A member's question in an AMA. Its text is stored: the member submitted it to be shown.
+
+    Status: open -> answered | dismissed. `votes` is kept with `qa_votes` in one transaction.
+    """
+
+    __tablename__ = "qa_questions"
+    __table_args__ = (Index(None, "session_id", "status"), Index(None, "community_id", "status"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("qa_sessions.id", ondelete="CASCADE"))
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    asker_id: Mapped[str] = mapped_column(String(64))
+    asker_name: Mapped[str] = mapped_column(String(256))
+    text: Mapped[str] = mapped_column(String(1000))
+    votes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    answer: Mapped[str | None] = mapped_column(Text)
+    answered_by: Mapped[str | None] = mapped_column(String(64))
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    faq_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    asked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class QaVote(Base):
+    """One member's upvote of a question (the key makes a second vote impossible)."""
+
+    __tablename__ = "qa_votes"
+
+    question_id: Mapped[int] = mapped_column(
+        ForeignKey("qa_questions.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    voted_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -36,6 +36,9 @@ class Services:
     defaults: CommunityDefaults = field(default_factory=CommunityDefaults)
     scheduler: SchedulerService | None = None
     gateways: GatewayRegistry = field(default_factory=GatewayRegistry)
+    # Validated config sections of features, by name ("points", "faq"); each feature
+    # falls back to its own defaults when its section is missing.
+    features: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

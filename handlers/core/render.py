@@ -129,5 +129,15 @@ class Renderer:
 
 @cache
 def _load_catalog(root: Path, locale: str) -> dict[str, Any]:
+    """`<locale>/commands.toml`, plus each feature's own `<locale>/<feature>/commands.toml`
+    (their `[commands.*]` tables are merged in; a command named twice is a mistake)."""
     with open(root / locale / "commands.toml", "rb") as f:
-        return tomllib.load(f)
+        catalog = tomllib.load(f)
+    commands = catalog.setdefault("commands", {})
+    for extra in sorted((root / locale).glob("*/commands.toml")):
+        with open(extra, "rb") as f:
+            for name, entry in tomllib.load(f).get("commands", {}).items():
+                if name in commands:
+                    raise ValueError(f"{extra}: command {name!r} is described twice")
+                commands[name] = entry
+    return catalog

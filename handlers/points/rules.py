@@ -1,0 +1,27 @@
+"""How many points each kind of taking part earns: config defaults, per-community overrides."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PointsRules(BaseModel):
+    """Points per action. Messages earn little, with a daily cap and a minimum gap, so flooding
+    a chat earns nothing; taking part in activities earns more."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    message: int = Field(1, ge=0, le=1000)
+    message_daily_cap: int = Field(20, ge=0, le=100_000)
+    message_min_gap_seconds: int = Field(60, ge=0, le=86_400)
+    poll_vote: int = Field(2, ge=0, le=1000)
+    quiz_correct: int = Field(10, ge=0, le=100_000)
+    giveaway_entry: int = Field(1, ge=0, le=1000)
+    qa_answered: int = Field(5, ge=0, le=1000)
+
+    def with_overrides(self, overrides: dict[str, Any] | None) -> PointsRules:
+        """These rules with a community's own values (unknown keys are ignored)."""
+        known = {k: v for k, v in (overrides or {}).items() if k in type(self).model_fields}
+        return self.model_validate({**self.model_dump(), **known}) if known else self
