@@ -25,3 +25,10 @@ class PointsRules(BaseModel):
         """These rules with a community's own values (unknown keys are ignored)."""
         known = {k: v for k, v in (overrides or {}).items() if k in type(self).model_fields}
         return self.model_validate({**self.model_dump(), **known}) if known else self
+
+
+def points_rules(features: dict[str, Any], settings: dict[str, Any] | None) -> PointsRules:
+    """The rules for one community: the config's `[points]` with the community's overrides
+    (`community.settings["points"]`)."""
+    base = features.get("points") or PointsRules()
+    return base.with_overrides((settings or {}).get("points"))
