@@ -206,6 +206,9 @@ class CommopsApp:
                 manager=self.config.console.manager,
                 script=self.console_script,
                 clock=self.clock,
+                images_dir=Path(self.config.console.images_dir)
+                if self.config.console.images_dir
+                else None,
             )
             if self.write is not None:
                 console.write = console.gateway.write = self.write

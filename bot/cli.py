@@ -1,4 +1,5 @@
-"""The `commops` command: run, demo, migrate, discord sync, giveaway export, verify-giveaway."""
+"""The `commops` command: run, demo, migrate, discord sync, giveaway export, verify-giveaway,
+quiz load."""
 
 from __future__ import annotations
 
@@ -82,6 +83,22 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
     )
+    quiz_cmd = sub.add_parser("quiz", parents=[common], help="quiz tools")
+    quiz_sub = quiz_cmd.add_subparsers(dest="quiz_command", metavar="ACTION")
+    quiz_sub.required = True
+    quiz_load = quiz_sub.add_parser(
+        "load",
+        parents=[common],
+        help="create or replace a community's quiz set from a TOML or CSV file",
+    )
+    quiz_load.add_argument(
+        "--community", required=True, metavar="PLATFORM:ID", help="e.g. telegram:-1001234567890"
+    )
+    quiz_load.add_argument("--name", required=True, help="the set's name, used by /quizset")
+    quiz_load.add_argument(
+        "--format", choices=["toml", "csv"], help="default: from the file name, else guessed"
+    )
+    quiz_load.add_argument("file", metavar="FILE", help="the set, or - for stdin")
     return parser
 
 
@@ -158,6 +175,48 @@ async def _export_giveaway(config: Config, giveaway_id: int, output: str | None)
     return 0
 
 
+async def _load_quiz_set(config: Config, args: argparse.Namespace) -> int:
+    """`commops quiz load`: 0 saved, 1 refused (the set is being played), 2 bad input."""
+    from datetime import UTC, datetime
+
+    from bot.app import prepare_database
+    from handlers.core.render import Renderer
+    from handlers.quizzes.importing import EXIT_BAD_INPUT, format_of, load_set_text
+    from handlers.quizzes.loader import MAX_SET_BYTES
+
+    source = args.file
+
+    def read() -> str:
+        if source == "-":
+            return sys.stdin.read(MAX_SET_BYTES + 1)
+        with open(source, encoding="utf-8-sig") as f:
+            return f.read(MAX_SET_BYTES + 1)
+
+    try:
+        text = await asyncio.to_thread(read)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"commops: cannot read quiz set {source}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if len(text) > MAX_SET_BYTES:
+        print(f"commops: {source} is too big for a quiz set", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    db = await prepare_database(config)
+    try:
+        report = await load_set_text(
+            db,
+            Renderer(default_locale=config.defaults.locale),
+            community=args.community,
+            name=args.name,
+            text=text,
+            fmt=format_of(source, args.format),
+            now=datetime.now(UTC),
+        )
+    finally:
+        await db.dispose()
+    print(report.text, file=sys.stdout if report.status == 0 else sys.stderr)
+    return report.status
+
+
 def _verify_giveaway(source: str) -> int:
     """Check a giveaway draw export and print the report: 0 verified, 1 failed, 2 unreadable."""
     from handlers.giveaways.draw import commitment, record_from_json, verify
@@ -216,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_discord_sync(config))
         if command == "giveaway":
             return asyncio.run(_export_giveaway(config, args.id, args.output))
+        if command == "quiz":
+            return asyncio.run(_load_quiz_set(config, args))
         if command == "demo":
             from bot.demo import run_demo
 

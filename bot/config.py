@@ -126,6 +126,7 @@ class LoggingSection(_Section):
 class ConsoleSection(_Section):
     identity: str = Field("you", min_length=1, max_length=32, pattern=r"^[^\s:@/#][^\s:]*$")
     manager: bool = True
+    images_dir: str = "commops-images"
 
 
 class Config(_Section):

@@ -13,6 +13,7 @@ from bot.app import build_dispatcher
 from handlers.core.context import Services
 from handlers.core.render import Renderer
 from handlers.core.router import Dispatcher
+from handlers.faq.cache import CACHE as FAQ_CACHE
 from storage.activity import ActivityWriter, CommunityDefaults
 from storage.db import Database, schema_database
 from tests.fakes import FakeClock, RecordingGateway
@@ -84,6 +85,12 @@ async def db(tmp_path) -> AsyncIterator[Database]:
 async def pg_db() -> AsyncIterator[Database]:
     async for database in _postgres_db():
         yield database
+
+
+@pytest.fixture(autouse=True)
+def _fresh_faq_cache() -> None:
+    """The FAQ index cache lives per process: no test may see another's communities."""
+    FAQ_CACHE.clear()
 
 
 @pytest.fixture

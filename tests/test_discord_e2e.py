@@ -50,8 +50,8 @@ def e2e_router() -> Router:
     """A test feature with a button and a poll, to drive those paths through the adapter."""
     router = Router("e2e")
 
-    @router.command("quiz")
-    async def quiz(event: Any, ctx: HandlerContext) -> OutgoingMessage:
+    @router.command("petpoll")
+    async def petpoll(event: Any, ctx: HandlerContext) -> OutgoingMessage:
         await ctx.gateway.send_poll(event.chat, OutgoingPoll("Best pet?", ("Cat", "Dog")))
         return OutgoingMessage("Pick one:", buttons=((Button("Cat", "e2e:cat"),),))
 
@@ -156,12 +156,12 @@ async def test_member_join_is_recorded(
 async def test_native_poll_votes_and_a_button_that_survives_a_restart(
     bot: DiscordAdapter, discord_sim: DiscordSim, dispatcher_e2e: Dispatcher
 ) -> None:
-    await discord_sim.slash("alice", "general", "quiz")
+    await discord_sim.slash("alice", "general", "petpoll")
     poll_message = next(m for m in discord_sim.bot_messages("general") if m.poll is not None)
     assert [a.text for a in poll_message.poll.answers] == ["Cat", "Dog"]
     await discord_sim.vote("bob", poll_message, 1)
     vote = next(e for e in seen if isinstance(e, PollVote))
-    assert (vote.option_ids, vote.actor.display_name) == ((1,), "bob")
+    assert (vote.option_ids, vote.actor.display_name) == ((0,), "bob")  # answer 1 = option 0
     prompt = next(m for m in discord_sim.bot_messages("general") if m.components)
     pressed = await discord_sim.press("carol", prompt, "e2e:cat")
     assert pressed.ephemeral and pressed.response.content == "You chose e2e:cat"

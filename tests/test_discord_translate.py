@@ -41,6 +41,7 @@ from handlers.core.events import (
     PollVote,
     ReactionAdded,
     UserRef,
+    VoteChange,
 )
 from handlers.core.recording import activity_record
 from storage.activity import ActivityKind
@@ -479,15 +480,20 @@ def test_poll_vote(gw):
     assert type(event) is PollVote
     message_id = raw("message_poll_vote_add")["d"]["message_id"]
     assert event.chat == GENERAL_CHAT and event.actor == voter and event.at == NOW
-    assert event.poll_id == message_id and event.option_ids == (2,)
+    # Discord numbers answers from 1; neutral option ids are 0-based positions.
+    assert event.poll_id == message_id and event.option_ids == (1,)
+    assert event.change is VoteChange.ADD
     assert event.key == f"v:{message_id}:{BOB}:2"
     assert activity_record(event) is None
 
 
-def test_poll_vote_removed_or_anonymous_gives_nothing(gw):
+def test_poll_vote_removed_takes_back_one_answer_and_anonymous_gives_nothing(gw):
     payload = gw.obj("message_poll_vote_remove", "raw_poll_vote_remove")
     voter = UserRef(D, BOB, "bob.builder", "bob.builder")
-    assert translate_poll_vote(payload, GENERAL_CHAT, voter, added=False, now=NOW) == []
+    removed = one(translate_poll_vote(payload, GENERAL_CHAT, voter, added=False, now=NOW))
+    assert type(removed) is PollVote and removed.change is VoteChange.REMOVE
+    assert removed.option_ids == (payload.answer_id - 1,)
+    assert removed.key.endswith(":removed")
     assert translate_poll_vote(payload, GENERAL_CHAT, None, now=NOW) == []
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
-
 import pytest
 
 from handlers.core.markup import Safe
@@ -25,8 +23,8 @@ def test_every_locale_has_the_same_templates():
 
 @pytest.mark.parametrize("locale", LOCALES)
 def test_every_command_has_help_in_every_locale(dispatcher: Dispatcher, locale: str):
-    with open(templates_root() / locale / "commands.toml", "rb") as f:
-        catalog = tomllib.load(f)["commands"]
+    # The top-level catalog merged with each feature's own `<locale>/<feature>/commands.toml`.
+    catalog = Renderer().catalog(locale)["commands"]
     for spec in dispatcher.visible_commands():
         assert catalog.get(spec.name, {}).get("help"), f"/{spec.name} has no {locale} help"
 

@@ -44,8 +44,8 @@ def e2e_router() -> Router:
     """A test feature with a button and a poll, to drive those paths through the adapter."""
     router = Router("e2e")
 
-    @router.command("quiz")
-    async def quiz(event: Any, ctx: HandlerContext) -> OutgoingMessage:
+    @router.command("petpoll")
+    async def petpoll(event: Any, ctx: HandlerContext) -> OutgoingMessage:
         await ctx.gateway.send_poll(event.chat, OutgoingPoll("Best pet?", ("Cat", "Dog")))
         return OutgoingMessage("Pick one:", buttons=((Button("Cat 🐱", "e2e:cat"),),))
 
@@ -189,7 +189,7 @@ async def test_button_press_poll_answer_and_chart(
     running_bot: TelegramAdapter,
     telegram_api: TelegramEmulator,  # noqa: F811
 ) -> None:
-    await telegram_api.send_command(ALICE, "quiz")
+    await telegram_api.send_command(ALICE, "petpoll")
     [poll] = await wait_for(lambda: telegram_api.sent_polls(GROUP), "the poll")
     [prompt] = await replies(telegram_api, 1)
     keyboard = prompt.reply_markup["inline_keyboard"]
@@ -211,7 +211,7 @@ async def test_member_names_are_escaped_for_telegram_html(
     running_bot: TelegramAdapter,
     telegram_api: TelegramEmulator,  # noqa: F811
 ) -> None:
-    await telegram_api.send_command(CAROL, "quiz")
+    await telegram_api.send_command(CAROL, "petpoll")
     prompt = (await replies(telegram_api, 1))[0]
     await telegram_api.press_button(CAROL, prompt.message, "e2e:cat")
     answer = (await replies(telegram_api, 2))[1]
@@ -369,7 +369,7 @@ async def test_a_private_reply_to_a_button_is_a_toast_only_the_member_sees(
     running_bot: TelegramAdapter,
     telegram_api: TelegramEmulator,  # noqa: F811
 ) -> None:
-    await telegram_api.send_command(ALICE, "quiz")
+    await telegram_api.send_command(ALICE, "petpoll")
     [prompt] = await replies(telegram_api, 1)
     await telegram_api.press_button(BOB, prompt.message, "secret:1")
     [answer] = await wait_for(telegram_api.callback_answers, "the button answer")

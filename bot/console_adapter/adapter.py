@@ -82,6 +82,7 @@ class ConsoleAdapter:
         script: Path | None = None,
         write: Callable[[str], None] = _print_now,
         clock: Clock | None = None,
+        images_dir: Path | None = None,
     ) -> None:
         self.state = ConsoleState(identity=identity)
         if manager:
@@ -90,7 +91,7 @@ class ConsoleAdapter:
         self.script = script
         self.write = write
         self.clock = clock or SystemClock()
-        self.gateway = ConsoleGateway(self.state, write)
+        self.gateway = ConsoleGateway(self.state, write, images_dir=images_dir)
         self._stopped = asyncio.Event()
 
     def _prompt(self) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from bot.console_adapter.translate import CONSOLE_CHAT, ConsoleState
 from handlers.core.events import ChatRef, Platform, Role, UserRef
@@ -38,11 +39,31 @@ class ConsoleGateway:
         max_text_length=100_000,
     )
 
-    def __init__(self, state: ConsoleState, write: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        state: ConsoleState,
+        write: Callable[[str], None] = print,
+        *,
+        images_dir: Path | None = None,
+    ) -> None:
         self.state = state
         self.write = write
         self.shown: list[ConsoleOutput] = []
         self._ids = itertools.count(1)
+        # A terminal shows no pictures: with a folder, images (charts) are saved there and
+        # their path printed, so features send them as they would to a real chat.
+        self.images_dir = images_dir
+        if images_dir is not None:
+            self.capabilities = replace(type(self).capabilities, images=True)
+
+    def _save_image(self, message_id: str, message: OutgoingMessage) -> str:
+        assert message.image is not None
+        if self.images_dir is None:
+            return f"[image: {message.image.alt or message.image.filename}]"
+        self.images_dir.mkdir(parents=True, exist_ok=True)
+        path = self.images_dir / f"{message_id}-{Path(message.image.filename).name}"
+        path.write_bytes(message.image.content)
+        return f"[image saved: {path}]"
 
     def _show(self, message: OutgoingMessage, *, prefix: str, private_to: str | None) -> str:
         message_id = f"bot-{next(self._ids)}"
@@ -51,9 +72,7 @@ class ConsoleGateway:
         first, *rest = body.split("\n")
         lines = [prefix + first, *((indent + line) if line else "" for line in rest)]
         if message.image is not None:
-            lines.append(
-                " " * len(prefix) + f"[image: {message.image.alt or message.image.filename}]"
-            )
+            lines.append(indent + self._save_image(message_id, message))
         flat = [b for row in message.buttons for b in row]
         if flat:
             choices = "  ".join(f"[{i}] {b.label}" for i, b in enumerate(flat, 1))

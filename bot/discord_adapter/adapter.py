@@ -108,7 +108,10 @@ def command_arguments(spec: CommandSpec, values: dict[str, Any]) -> str:
             if value:
                 parts.append(f"--{option.name}")
         elif value is not None:
-            parts.append(f"--{option.name}={value}")
+            text = str(value)
+            # `--closes=tomorrow 20:00` would cut the value at the space; standing apart, the
+            # option's converter takes as many words as it reads.
+            parts.append(f"--{option.name} {text}" if " " in text else f"--{option.name}={text}")
     return " ".join(parts)
 
 
@@ -287,8 +290,7 @@ class DiscordAdapter:
             actor = user_ref(member) if member is not None else None
             await self._handle(translate_reaction(payload, chat_ref(channel), actor), None)
 
-        @client.event
-        async def on_raw_poll_vote_add(payload: Any) -> None:
+        async def poll_vote(payload: Any, *, added: bool) -> None:
             channel = client.get_channel(payload.channel_id)
             if channel is None:
                 return
@@ -297,7 +299,16 @@ class DiscordAdapter:
                 guild = client.get_guild(payload.guild_id)
                 user = guild.get_member(payload.user_id) if guild else None
             actor = user_ref(user) if user is not None else None
-            await self._handle(translate_poll_vote(payload, chat_ref(channel), actor), None)
+            events = translate_poll_vote(payload, chat_ref(channel), actor, added=added)
+            await self._handle(events, None)
+
+        @client.event
+        async def on_raw_poll_vote_add(payload: Any) -> None:
+            await poll_vote(payload, added=True)
+
+        @client.event
+        async def on_raw_poll_vote_remove(payload: Any) -> None:
+            await poll_vote(payload, added=False)
 
         @client.event
         async def on_interaction(interaction: discord.Interaction) -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import discord
@@ -34,7 +35,18 @@ MAX_CONTENT = 2000
 MAX_POLL_ANSWERS = 10
 # Discord polls last at most 32 days; commops closes them itself when they are due earlier.
 POLL_DURATION = timedelta(days=32)
+MAX_POLL_QUESTION = 300
+MAX_POLL_ANSWER = 55
 NO_MENTIONS = discord.AllowedMentions.none()
+
+
+def poll_duration(closes_at: datetime | None, now: datetime) -> timedelta:
+    """How long Discord keeps the poll open: whole hours (at least one) until commops closes
+    it, so it also ends about then should the bot be away; 32 days without a close time."""
+    if closes_at is None:
+        return POLL_DURATION
+    hours = math.ceil((closes_at - now).total_seconds() / 3600)
+    return min(max(timedelta(hours=hours), timedelta(hours=1)), POLL_DURATION)
 
 
 def button_view(buttons: tuple[tuple[Button, ...], ...]) -> discord.ui.View | None:
@@ -79,6 +91,9 @@ class DiscordGateway:
         roles=True,
         private_messages=True,
         max_text_length=MAX_CONTENT,
+        anonymous_polls=False,  # everyone can see who voted for what in a Discord poll
+        max_poll_duration=POLL_DURATION,
+        max_poll_option_length=MAX_POLL_ANSWER,
     )
 
     def __init__(
@@ -187,11 +202,18 @@ class DiscordGateway:
     async def send_poll(self, chat: ChatRef, poll: OutgoingPoll) -> SentMessage:
         if not 1 <= len(poll.options) <= MAX_POLL_ANSWERS:
             raise GatewayError(f"a Discord poll takes 1 to {MAX_POLL_ANSWERS} answers")
+        if len(poll.question) > MAX_POLL_QUESTION or any(
+            len(o) > MAX_POLL_ANSWER for o in poll.options
+        ):
+            # Never trimmed silently: the poll feature checks these limits before it gets here.
+            raise GatewayError("a Discord poll question or answer is too long")
         native = discord.Poll(
-            question=poll.question[:300], duration=POLL_DURATION, multiple=poll.multiple
+            question=poll.question,
+            duration=poll_duration(poll.closes_at, datetime.now(UTC)),
+            multiple=poll.multiple,
         )
         for option in poll.options:
-            native.add_answer(text=option[:55])
+            native.add_answer(text=option)
         channel = await self._channel(chat.chat_id)
         try:
             sent = await channel.send(poll=native, allowed_mentions=self.allowed_mentions)

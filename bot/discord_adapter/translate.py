@@ -18,8 +18,9 @@ What becomes what (see the tests for a recorded gateway payload of each kind):
 - reaction adds -> `ReactionAdded`; removals -> nothing.
 - button presses -> `ButtonPressed`; other components (select menus) -> nothing.
 - slash commands -> `CommandEvent` (the adapter flattens the options into `args`).
-- poll vote adds -> `PollVote`; removals -> nothing (a Discord poll may allow several answers and
-  each vote arrives alone, so "no options" would wrongly mean "retracted everything").
+- poll vote adds and removals -> `PollVote` with `change` ADD or REMOVE and the one answer as a
+  0-based option (Discord numbers answers from 1; a poll may allow several answers and each
+  arrives alone, so a removal takes back that answer only).
 
 Channels: pass what discord.py gives (`TextChannel`, `Thread`, `DMChannel`, ... or a
 `PartialMessageable` when the guild or channel is not cached). Ids are strings, times aware UTC.
@@ -46,6 +47,7 @@ from handlers.core.events import (
     PollVote,
     ReactionAdded,
     UserRef,
+    VoteChange,
 )
 
 P = Platform.DISCORD
@@ -383,19 +385,23 @@ def translate_poll_vote(
     added: bool = True,
     now: datetime | None = None,
 ) -> list[Event]:
-    """A vote added to a native poll (`on_raw_poll_vote_add`); removals give nothing."""
+    """A vote added to (`on_raw_poll_vote_add`) or removed from (`on_raw_poll_vote_remove`) a
+    native poll, as one answer added or taken back."""
     # The raw payload does not say whether it was an add or a remove (discord.py dispatches the
     # same class to both events), hence `added`. The poll id is the poll message's id.
-    if not added or user is None:
+    if user is None or payload.answer_id < 1:
         return []
     message_id = str(payload.message_id)
+    change = VoteChange.ADD if added else VoteChange.REMOVE
     return [
         PollVote(
             chat=channel_ref,
             actor=user,
             at=_now(now),  # the payload carries no time
-            key=f"v:{message_id}:{user.user_id}:{payload.answer_id}",
+            key=f"v:{message_id}:{user.user_id}:{payload.answer_id}"
+            + ("" if added else ":removed"),
             poll_id=message_id,
-            option_ids=(payload.answer_id,),
+            option_ids=(payload.answer_id - 1,),
+            change=change,
         )
     ]

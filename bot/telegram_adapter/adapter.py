@@ -28,12 +28,14 @@ from bot.telegram_adapter.translate import (
     BotIdentity,
     admin_change,
     migration,
+    poll_id_of,
     translate,
     user_ref,
 )
 from handlers.core.events import ChatRef
 from handlers.core.render import LOCALES, Renderer
 from handlers.core.router import CommandSpec, Dispatcher
+from handlers.polls.lifecycle import native_poll_chat
 from storage.communities import rekey_community
 
 log = logging.getLogger(__name__)
@@ -119,6 +121,12 @@ class TelegramAdapter:
         moved = migration(update)
         if moved is not None:
             await self._migrate(*moved)
+        poll_id = poll_id_of(update)
+        if poll_id is not None and poll_id not in self.poll_chats:
+            # Sent before a restart (or by another instance): the database knows its chat.
+            chat = await native_poll_chat(self._dispatcher.services.db, "telegram", poll_id)
+            if chat is not None:
+                self.poll_chats[poll_id] = chat
         query = update.callback_query
         gateway: TelegramGateway = self.gateway
         if query is not None:

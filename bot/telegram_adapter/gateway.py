@@ -14,6 +14,7 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from telegram import (
@@ -67,6 +68,19 @@ def keyboard(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | 
     return InlineKeyboardMarkup(rows)
 
 
+# Telegram closes a poll by itself only 5 to 600 seconds ahead; commops closes the rest.
+NATIVE_CLOSE_WITHIN = (timedelta(seconds=5), timedelta(seconds=600))
+
+
+def native_close_date(closes_at: datetime | None, now: datetime) -> datetime | None:
+    """`close_date` for sendPoll when Telegram can close the poll itself (then its countdown
+    shows and it closes on time even if the bot is away), else None."""
+    if closes_at is None:
+        return None
+    soonest, latest = NATIVE_CLOSE_WITHIN
+    return closes_at if soonest <= closes_at - now <= latest else None
+
+
 @dataclass
 class _Admins:
     expires: float
@@ -85,6 +99,8 @@ class TelegramGateway:
         roles=False,
         private_messages=True,
         max_text_length=MessageLimit.MAX_TEXT_LENGTH,
+        anonymous_polls=True,
+        max_poll_option_length=PollLimit.MAX_OPTION_LENGTH,
     )
 
     def __init__(
@@ -95,12 +111,14 @@ class TelegramGateway:
         retries: int = 3,
         backoff: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.bot = bot
         self.admin_ttl = admin_ttl
         self.retries = retries
         self.backoff = backoff
         self.monotonic = monotonic
+        self.now = now  # the wall clock, for poll close dates Telegram itself enforces
         self._admins: dict[str, _Admins] = {}
         # Poll answers carry no chat; the adapter remembers where each poll was sent.
         self.on_poll_sent: Callable[[str, ChatRef], None] | None = None
@@ -235,15 +253,22 @@ class TelegramGateway:
     async def send_poll(self, chat: ChatRef, poll: OutgoingPoll) -> SentMessage:
         if not PollLimit.MIN_OPTION_NUMBER < len(poll.options) <= PollLimit.MAX_OPTION_NUMBER:
             raise GatewayError(f"a Telegram poll needs 2 to {PollLimit.MAX_OPTION_NUMBER} options")
+        if len(poll.question) > PollLimit.MAX_QUESTION_LENGTH or any(
+            len(o) > PollLimit.MAX_OPTION_LENGTH for o in poll.options
+        ):
+            # Never trimmed silently: the poll feature checks these limits before it gets here.
+            raise GatewayError("a Telegram poll question or option is too long")
+        close_date = native_close_date(poll.closes_at, self.now())
         try:
             sent = await self._call(
                 "sendPoll",
                 lambda: self.bot.send_poll(
                     chat.chat_id,
-                    poll.question[: PollLimit.MAX_QUESTION_LENGTH],
-                    [o[: PollLimit.MAX_OPTION_LENGTH] for o in poll.options],
+                    poll.question,
+                    list(poll.options),
                     is_anonymous=poll.anonymous,
                     allows_multiple_answers=poll.multiple,
+                    close_date=close_date,
                 ),
             )
         except Forbidden as exc:
@@ -312,7 +337,7 @@ class CallbackGateway(TelegramGateway):
     def __init__(self, base: TelegramGateway, callback_query_id: str, presser: UserRef) -> None:
         super().__init__(
             base.bot, admin_ttl=base.admin_ttl, retries=base.retries, backoff=base.backoff,
-            monotonic=base.monotonic,
+            monotonic=base.monotonic, now=base.now,
         )  # fmt: skip
         # Share the administrator cache and poll bookkeeping with the adapter's gateway.
         self._admins = base._admins

@@ -15,7 +15,8 @@ What becomes what (see the tests for a recorded update of each kind):
 - joins/leaves from service messages and from `chat_member` updates -> `MemberJoined` /
   `MemberLeft`, with the same key for the same join reported both ways (see `_membership_key`).
 - `message_reaction` -> one `ReactionAdded` per newly added reaction.
-- `callback_query` -> `ButtonPressed`; `poll_answer` -> `PollVote` (chat from `poll_chats`).
+- `callback_query` -> `ButtonPressed`; `poll_answer` -> `PollVote` (chat from `poll_chats`);
+  `poll` (the counts of a poll the bot sent: all there is for an anonymous one) -> `PollTotals`.
 - group -> supergroup migration -> nothing here; `migration()` gives the adapter both ids.
 """
 
@@ -49,6 +50,7 @@ from handlers.core.events import (
     MemberLeft,
     MessageEvent,
     Platform,
+    PollTotals,
     PollVote,
     ReactionAdded,
     UserRef,
@@ -161,6 +163,8 @@ def translate(
         return _callback(update, now)
     if update.poll_answer is not None:
         return _poll_answer(update, poll_chats or {}, now)
+    if update.poll is not None:
+        return _poll_state(update, poll_chats or {}, now)
     # edited_message / edited_channel_post (never counted twice), my_chat_member (the bot's
     # own membership: see `admin_change`), inline queries, payments, boosts, ...: no event.
     return []
@@ -395,6 +399,38 @@ def _poll_answer(
             option_ids=tuple(answer.option_ids),
         )
     ]
+
+
+def _poll_state(
+    update: Update, poll_chats: Mapping[str, ChatRef], now: datetime | None
+) -> list[Event]:
+    poll = update.poll
+    chat = poll_chats.get(poll.id) if poll is not None else None
+    if poll is None or chat is None:
+        return []  # not a poll the bot sent (Telegram also reports polls it stopped by hand)
+    # Nobody is behind a count update: the chat stands in as the actor.
+    actor = UserRef(platform=P, user_id=chat.chat_id, display_name=chat.title or chat.chat_id)
+    return [
+        PollTotals(
+            chat=chat,
+            actor=actor,
+            at=_now(now),
+            key=f"p:{poll.id}:{update.update_id}",
+            poll_id=poll.id,
+            totals=tuple(option.voter_count for option in poll.options),
+            voters=poll.total_voter_count,
+            closed=poll.is_closed,
+        )
+    ]
+
+
+def poll_id_of(update: Update) -> str | None:
+    """The poll a vote or count update is about (these carry no chat of their own)."""
+    if update.poll_answer is not None:
+        return update.poll_answer.poll_id
+    if update.poll is not None:
+        return update.poll.id
+    return None
 
 
 def admin_change(update: Update) -> tuple[str, str] | None:

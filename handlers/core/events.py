@@ -138,7 +138,31 @@ class ButtonPressed(Event):
     interaction_id: str | None = None
 
 
+class VoteChange(StrEnum):
+    """How a `PollVote` changes a member's choice. Telegram sends the whole new choice (SET;
+    empty means the vote was retracted); Discord sends one answer added or removed at a time."""
+
+    SET = "set"
+    ADD = "add"
+    REMOVE = "remove"
+
+
 @dataclass(frozen=True, slots=True)
 class PollVote(Event):
+    """A member's vote in a native poll the bot sent; `poll_id` is the platform's poll id and
+    `option_ids` are 0-based option positions."""
+
     poll_id: str
     option_ids: tuple[int, ...] = ()
+    change: VoteChange = VoteChange.SET
+
+
+@dataclass(frozen=True, slots=True)
+class PollTotals(Event):
+    """The platform's own counts for a native poll the bot sent: all there is for an
+    anonymous poll. No member is behind it, so `actor` stands for the chat."""
+
+    poll_id: str
+    totals: tuple[int, ...] = ()
+    voters: int = 0
+    closed: bool = False

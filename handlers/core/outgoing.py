@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from handlers.core.events import ChatRef
 
@@ -41,10 +42,14 @@ class OutgoingMessage:
 
 @dataclass(frozen=True, slots=True)
 class OutgoingPoll:
+    """A native poll. `closes_at` is when commops will close it; an adapter may also let the
+    platform close it then where the platform can (the bot closes it either way)."""
+
     question: str
     options: tuple[str, ...]
     multiple: bool = False
     anonymous: bool = False
+    closes_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +72,8 @@ class Capabilities:
     roles: bool = False
     private_messages: bool = False
     max_text_length: int = 4096
+    # Native polls: can they hide who voted, how long may one stay open (None: no limit),
+    # how long may an option be.
+    anonymous_polls: bool = False
+    max_poll_duration: timedelta | None = None
+    max_poll_option_length: int = 100

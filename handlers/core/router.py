@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 Reply = OutgoingMessage | Sequence[OutgoingMessage] | None
 Handler = Callable[[Any, HandlerContext], Awaitable[Reply]]
+# A cheap test of an event, run before any unit of work: sync, no I/O (see `Router.on`).
+Prefilter = Callable[[Any], bool]
 
 MAX_COMMAND_NAME = 32
 
@@ -63,6 +65,7 @@ class EventHandlerSpec:
     button_prefix: str | None = None
     router: str = ""
     fresh_activity: bool = False
+    when: Prefilter | None = None
 
 
 class Router:
@@ -105,9 +108,19 @@ class Router:
 
         return register
 
-    def on(self, event_type: type[Event]) -> Callable[[Handler], Handler]:
+    def on(
+        self, event_type: type[Event], *, when: Prefilter | None = None
+    ) -> Callable[[Handler], Handler]:
+        """Handle every event of `event_type`, or only those for which `when(event)` is true.
+
+        `when` runs before the dispatcher opens a unit of work, for every such event: it
+        must be cheap, synchronous and do no I/O (read memory only). Handlers of frequent
+        events (messages) use it so most events cost no database session at all. An
+        exception in it is logged and counts as false.
+        """
+
         def register(handler: Handler) -> Handler:
-            self.handlers.append(EventHandlerSpec(event_type, handler, router=self.name))
+            self.handlers.append(EventHandlerSpec(event_type, handler, router=self.name, when=when))
             return handler
 
         return register
@@ -215,10 +228,21 @@ class Dispatcher:
                 isinstance(event, ButtonPressed) and event.data.startswith(spec.button_prefix)
             ):
                 continue
+            if spec.when is not None and not self._wanted(spec, event):
+                continue
             sent.extend(
                 await self._run(event, gateway, None, spec.handler, fresh=spec.fresh_activity)
             )
         return sent
+
+    @staticmethod
+    def _wanted(spec: EventHandlerSpec, event: Event) -> bool:
+        """The handler's pre-filter; a failing one skips the handler, never the event."""
+        try:
+            return bool(spec.when(event)) if spec.when is not None else True
+        except Exception:
+            log.exception("pre-filter of %s failed for event %s", spec.router, event.key)
+            return False
 
     async def _run(
         self,

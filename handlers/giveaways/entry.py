@@ -23,8 +23,10 @@ from handlers.giveaways.requirements import (
     unmet,
     weight,
 )
+from handlers.points.rules import points_rules
 from storage import giveaways as store
 from storage.metrics import member_messages_since, member_since
+from storage.points import Award, PointsReason, award
 from storage.secrets import install_secret
 
 router = Router("giveaway-entry")
@@ -88,6 +90,16 @@ async def enter(ctx: HandlerContext, giveaway_id: int) -> OutgoingMessage:
     if outcome is not store.EntryOutcome.ENTERED:
         # Raising rolls the unit of work back, so a refused entry leaves no row behind.
         raise EntryRefused(outcome=outcome.value, g=giveaway, entrant_id=entrant_id)
+    # In the entry's own unit of work; the ref makes it once per member and giveaway.
+    rules = points_rules(ctx.services.features, ctx.community.settings)
+    entry_points = Award(
+        event.actor.user_id,
+        event.actor.display_name,
+        rules.giveaway_entry,
+        PointsReason.GIVEAWAY_ENTRY,
+        ref=f"giveaway:{giveaway.id}",
+    )
+    await award(ctx.session, ctx.community.id, entry_points, now=now)
     services, giveaway_id = ctx.services, giveaway.id
 
     async def refresh_later() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class PointsRules(BaseModel):
@@ -22,9 +22,38 @@ class PointsRules(BaseModel):
     qa_answered: int = Field(5, ge=0, le=1000)
 
     def with_overrides(self, overrides: dict[str, Any] | None) -> PointsRules:
-        """These rules with a community's own values (unknown keys are ignored)."""
-        known = {k: v for k, v in (overrides or {}).items() if k in type(self).model_fields}
-        return self.model_validate({**self.model_dump(), **known}) if known else self
+        """These rules with a community's own values.
+
+        Unknown keys are ignored, and so is a stored value that is no longer valid (a range
+        narrowed in a later release, a hand-edited database): one bad override must not stop
+        every feature that awards points from working in that community.
+        """
+        if not isinstance(overrides, dict):
+            return self
+        values = self.model_dump()
+        changed = False
+        for key, value in overrides.items():
+            if key not in type(self).model_fields:
+                continue
+            try:
+                self.model_validate({**values, key: value})
+            except ValidationError:
+                continue
+            values[key] = value
+            changed = True
+        return self.model_validate(values) if changed else self
+
+
+RULE_NAMES: tuple[str, ...] = tuple(PointsRules.model_fields)
+
+
+def bounds(name: str) -> tuple[int, int]:
+    """The smallest and largest value a rule accepts (from the field's constraints)."""
+    low, high = 0, 2**31 - 1
+    for constraint in PointsRules.model_fields[name].metadata:
+        low = getattr(constraint, "ge", low)
+        high = getattr(constraint, "le", high)
+    return low, high
 
 
 def points_rules(features: dict[str, Any], settings: dict[str, Any] | None) -> PointsRules:
