@@ -408,6 +408,7 @@ class Poll(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_by: Mapped[str | None] = mapped_column(String(64))
     result_message_id: Mapped[str | None] = mapped_column(String(64))
+    result_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class PollVote(Base):

@@ -6,9 +6,8 @@ database decides. A vote first "touches" its open poll row (an UPDATE that match
 while the poll is open); on PostgreSQL that row lock orders it against the close, so no
 vote lands after the close committed, and SQLite serializes writers anyway.
 
-Posting the result takes a short lease. The schema has no lease column for polls, so the
-lease lives in `result_message_id` as `lease:<unix seconds, zero-padded>` until the real
-message id replaces it; fixed-width digits make the text comparison a time comparison.
+Posting the result takes a short lease (`result_lease_until`); the sweep takes over a
+result whose lease ran out without a message id (the poster died or the platform failed).
 """
 
 from __future__ import annotations
@@ -26,29 +25,18 @@ from storage.models import Community, Poll, PollVote
 POLLS = Poll.__table__
 VOTES = PollVote.__table__
 
-LEASE_PREFIX = "lease:"
-_LEASE_DIGITS = 12
-
 
 class PollStatus(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
 
 
-def lease_token(until: datetime) -> str:
-    """The `result_message_id` value that holds the result lease until `until`."""
-    return f"{LEASE_PREFIX}{int(until.timestamp()):0{_LEASE_DIGITS}d}"
-
-
 def _result_pending(now: datetime) -> ColumnElement[bool]:
     """Closed polls whose result is not posted and nobody holds a live lease on."""
-    column = POLLS.c.result_message_id
     return and_(
         POLLS.c.status == PollStatus.CLOSED.value,
-        or_(
-            column.is_(None),
-            and_(column.startswith(LEASE_PREFIX), column <= lease_token(now)),
-        ),
+        POLLS.c.result_message_id.is_(None),
+        or_(POLLS.c.result_lease_until.is_(None), POLLS.c.result_lease_until <= now),
     )
 
 
@@ -197,7 +185,7 @@ async def take_result_lease(
         await session.execute(
             update(POLLS)
             .where(POLLS.c.id == poll_id, _result_pending(now))
-            .values(result_message_id=lease_token(now + lease))
+            .values(result_lease_until=now + lease)
             .returning(POLLS.c.id)
         )
     ).scalar_one_or_none()
@@ -205,9 +193,11 @@ async def take_result_lease(
 
 
 async def record_result(session: AsyncSession, poll_id: int, message_id: str) -> None:
-    """The result is posted: its message id replaces the lease for good."""
+    """The result is posted: its message id ends the lease for good."""
     await session.execute(
-        update(POLLS).where(POLLS.c.id == poll_id).values(result_message_id=message_id)
+        update(POLLS)
+        .where(POLLS.c.id == poll_id)
+        .values(result_message_id=message_id, result_lease_until=None)
     )
 
 

@@ -106,6 +106,7 @@ def upgrade() -> None:
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("closed_by", sa.String(length=64), nullable=True),
         sa.Column("result_message_id", sa.String(length=64), nullable=True),
+        sa.Column("result_lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["community_id"],
             ["communities.id"],
