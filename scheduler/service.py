@@ -18,6 +18,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,15 @@ class SchedulerService:
             replace_existing=True,
         )
         return getattr(added, "next_run_time", None)
+
+    def schedule_sweep(
+        self, prefix: str, job: str, *, now: datetime, every: timedelta, first_after: timedelta
+    ) -> None:
+        """Run `job` every `every` (timer `<prefix>:sweep`) and once soon after start
+        (`<prefix>:sweep:start`): work missed while the bot was away is picked up soon, not
+        at once, because the platforms connect after the scheduler starts."""
+        self.schedule(f"{prefix}:sweep", job, IntervalTrigger(seconds=every.total_seconds()))
+        self.schedule(f"{prefix}:sweep:start", job, now + first_after)
 
     def cancel(self, key: str) -> bool:
         """Remove the timer `key`; False when there was none."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -85,6 +86,25 @@ async def db(tmp_path) -> AsyncIterator[Database]:
 async def pg_db() -> AsyncIterator[Database]:
     async for database in _postgres_db():
         yield database
+
+
+@pytest.fixture
+def cli_sandbox(tmp_path, monkeypatch):
+    """For tests that run `commops` in-process: an empty working directory, no database URL
+    from the environment, and the root logger given back as it was."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("COMMOPS_DATABASE_URL", raising=False)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield tmp_path
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(autouse=True)

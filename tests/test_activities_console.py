@@ -4,8 +4,6 @@ open to recap, and the leaderboard reflects all of it."""
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from bot.cli import main
@@ -35,17 +33,7 @@ cat: /press 1
 """
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("COMMOPS_DATABASE_URL", raising=False)
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
+pytestmark = pytest.mark.usefixtures("cli_sandbox")
 
 
 def test_a_day_of_activities_ends_on_the_leaderboard(tmp_path, capsys, monkeypatch):

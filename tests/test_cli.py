@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import subprocess
 import sys
@@ -18,22 +17,7 @@ from storage.db import alembic_config
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """Run in an empty directory and give the root logger back as it was."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("COMMOPS_DATABASE_URL", raising=False)
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("cli_sandbox")
 
 
 def test_version(capsys):

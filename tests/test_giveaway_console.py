@@ -4,7 +4,6 @@ operator's export checked with `commops verify-giveaway`."""
 from __future__ import annotations
 
 import json
-import logging
 
 import pytest
 
@@ -30,17 +29,7 @@ ann: /giveaway verify 1
 """
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("COMMOPS_DATABASE_URL", raising=False)
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
+pytestmark = pytest.mark.usefixtures("cli_sandbox")
 
 
 def test_five_enter_one_is_refused_the_draw_verifies_and_a_reroll_picks_someone_new(

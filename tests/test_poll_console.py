@@ -3,8 +3,6 @@ the result with its chart saved to a file (a terminal shows no images)."""
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from bot.cli import main
@@ -25,17 +23,7 @@ ann: /poll list
 """
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("COMMOPS_DATABASE_URL", raising=False)
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
+pytestmark = pytest.mark.usefixtures("cli_sandbox")
 
 
 def test_members_vote_with_buttons_and_a_manager_closes_the_poll(tmp_path, capsys):

@@ -3,8 +3,6 @@ announcement to the recap, with upvotes, a duplicate, an answer and points."""
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from bot.cli import main
@@ -29,17 +27,7 @@ eve: /ask Am I too late?
 """
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("COMMOPS_DATABASE_URL", raising=False)
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
+pytestmark = pytest.mark.usefixtures("cli_sandbox")
 
 
 def test_an_ama_from_the_announcement_to_the_recap(tmp_path, capsys):

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
-from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.core.chats import chat_of
@@ -294,12 +293,11 @@ async def _rebuild_timers(services: Services, scheduler: SchedulerService) -> No
         open_ones = await store.open_giveaways(session)
     for giveaway_id, ends_at in open_ones:
         _draw_timer(scheduler, giveaway_id, ends_at)
-    # Draws missed while the bot was away, and results never posted: soon, not now,
-    # because the platforms connect after the scheduler starts.
-    every = IntervalTrigger(seconds=SWEEP_EVERY.total_seconds())
-    scheduler.schedule("giveaway:sweep", "giveaway.sweep", every)
-    soon = services.clock.now() + START_SWEEP_DELAY
-    scheduler.schedule("giveaway:sweep:start", "giveaway.sweep", soon)
+    # Draws missed while the bot was away, and results never posted.
+    scheduler.schedule_sweep(
+        "giveaway", "giveaway.sweep",
+        now=services.clock.now(), every=SWEEP_EVERY, first_after=START_SWEEP_DELAY,
+    )  # fmt: skip
 
 
 def install(services: Services, scheduler: SchedulerService) -> None:

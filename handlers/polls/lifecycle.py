@@ -15,8 +15,6 @@ import logging
 from datetime import datetime, timedelta
 from functools import partial
 
-from apscheduler.triggers.interval import IntervalTrigger
-
 from handlers.core.chats import chat_of
 from handlers.core.context import Services
 from handlers.core.events import ChatRef
@@ -304,11 +302,11 @@ async def _rebuild_timers(services: Services, scheduler: SchedulerService) -> No
         timed = await store.timed_open_polls(session)
     for poll_id, closes_at in timed:
         _close_timer(scheduler, poll_id, closes_at)
-    # Closes missed while the bot was away, and results never posted: soon, not now,
-    # because the platforms connect after the scheduler starts.
-    every = IntervalTrigger(seconds=SWEEP_EVERY.total_seconds())
-    scheduler.schedule("poll:sweep", "poll.sweep", every)
-    scheduler.schedule("poll:sweep:start", "poll.sweep", services.clock.now() + START_SWEEP_DELAY)
+    # Closes missed while the bot was away, and results never posted.
+    scheduler.schedule_sweep(
+        "poll", "poll.sweep",
+        now=services.clock.now(), every=SWEEP_EVERY, first_after=START_SWEEP_DELAY,
+    )  # fmt: skip
 
 
 async def native_poll_chat(db: Database, platform: str, native_poll_id: str) -> ChatRef | None:

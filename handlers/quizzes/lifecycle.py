@@ -22,7 +22,6 @@ import secrets
 from datetime import datetime, timedelta
 from functools import partial
 
-from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.core.chats import chat_of
@@ -448,11 +447,11 @@ async def _rebuild_timers(services: Services, scheduler: SchedulerService) -> No
     for set_id, next_run_at in games:
         if next_run_at is not None:
             scheduler.schedule(ask_key(set_id), ASK_JOB, next_run_at, set_id=set_id)
-    # Closes, results and questions missed while the bot was away: soon, not now, because
-    # the platforms connect after the scheduler starts.
-    scheduler.schedule("quiz:sweep", SWEEP_JOB, IntervalTrigger(seconds=SWEEP_EVERY.seconds))
-    soon = services.clock.now() + START_SWEEP_DELAY
-    scheduler.schedule("quiz:sweep:start", SWEEP_JOB, soon)
+    # Closes, results and questions missed while the bot was away.
+    scheduler.schedule_sweep(
+        "quiz", SWEEP_JOB,
+        now=services.clock.now(), every=SWEEP_EVERY, first_after=START_SWEEP_DELAY,
+    )  # fmt: skip
 
 
 def install(services: Services, scheduler: SchedulerService) -> None:
