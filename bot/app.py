@@ -31,6 +31,8 @@ from handlers.posts import commands as post_commands
 from handlers.posts import delivery as post_delivery
 from handlers.posts import saved_templates as post_templates
 from handlers.posts import wordlist as post_wordlist
+from handlers.privacy import commands as privacy_commands
+from handlers.privacy import retention as privacy_retention
 from handlers.qa import commands as qa_commands
 from handlers.quizzes import commands as quiz_commands
 from handlers.quizzes import lifecycle as quiz_lifecycle
@@ -54,6 +56,8 @@ FEATURES = (
     faq_commands.router,
     qa_commands.router,
     points_commands.router,
+    privacy_commands.router,
+    privacy_retention.router,
 )
 
 
@@ -189,6 +193,7 @@ class CommopsApp:
         poll_lifecycle.install(self.services, scheduler)
         quiz_lifecycle.install(self.services, scheduler)
         points_lifecycle.install(self.services, scheduler)
+        privacy_retention.install(self.services, scheduler)
         await scheduler.start()
         self.adapters = [self._adapter(name) for name in config.adapters()]
         log.info(

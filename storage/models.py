@@ -78,6 +78,8 @@ class Community(Base):
     locale: Mapped[str] = mapped_column(String(8))
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the bot was removed (it still may come back); purged after a grace period.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Chat(Base):
@@ -123,6 +125,8 @@ class Membership(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by `/optout`: kept out of leaderboards and named lists, still in anonymous totals.
+    opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ActivityEvent(Base):

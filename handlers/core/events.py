@@ -166,3 +166,11 @@ class PollTotals(Event):
     totals: tuple[int, ...] = ()
     voters: int = 0
     closed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BotMembershipChanged(Event):
+    """The bot was added to (`present`) or removed from a community's chat (Telegram group,
+    Discord server); `actor` is who did it, or the bot itself when the platform doesn't say."""
+
+    present: bool = True

@@ -26,6 +26,15 @@ class Image:
 
 
 @dataclass(frozen=True, slots=True)
+class Document:
+    """A file attached to a message (a member's data export, a report)."""
+
+    content: bytes
+    filename: str
+    mime_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
 class OutgoingMessage:
     """A message in the neutral Markdown subset (see `handlers.core.markup`).
 
@@ -35,6 +44,7 @@ class OutgoingMessage:
 
     text: str
     image: Image | None = None
+    document: Document | None = None
     buttons: tuple[tuple[Button, ...], ...] = ()
     private: bool = False
     silent: bool = False
