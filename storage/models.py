@@ -165,6 +165,24 @@ class CommunityDay(Base):
     leaves: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     reactions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     replies: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The platform's member count, recorded when the day's figures were first summarised
+    # (platforms give only the current count, so it cannot be recomputed later).
+    member_count: Mapped[int | None] = mapped_column(Integer)
+
+
+class CommunityHour(Base):
+    """Per community, local day and local hour (0-23) counters, kept by the activity writer:
+    hour-of-day charts and the best-time heat map read these, never raw events."""
+
+    __tablename__ = "community_hours"
+
+    community_id: Mapped[int] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    hour: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    messages: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reactions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class MemberDay(Base):
@@ -595,3 +613,22 @@ class QaVote(Base):
     )
     user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     voted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AlertRecord(Base):
+    """An alert raised to a community's managers (a watched word, a negative spike, an activity
+    drop or surge). `subject` names what it is about (the word, "activity"), so a storm of the
+    same alert is one row whose `count` grows, not a hundred messages."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index(None, "community_id", "kind", "subject", "last_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(128))
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
