@@ -15,6 +15,10 @@ from bot.config import Config, ConfigError
 from handlers import help as help_feature
 from handlers import settings as settings_feature
 from handlers import stats as stats_feature
+from handlers.alerts import commands as alert_commands
+from handlers.alerts import lifecycle as alert_lifecycle
+from handlers.analytics import commands as analytics_commands
+from handlers.analytics import delivery as analytics_delivery
 from handlers.core.clock import Clock, SystemClock
 from handlers.core.context import Services
 from handlers.core.render import Renderer
@@ -36,6 +40,7 @@ from handlers.privacy import retention as privacy_retention
 from handlers.qa import commands as qa_commands
 from handlers.quizzes import commands as quiz_commands
 from handlers.quizzes import lifecycle as quiz_lifecycle
+from handlers.segments import commands as segment_commands
 from scheduler.service import SchedulerService
 from storage.activity import ActivityWriter, CommunityDefaults
 from storage.db import Database, alembic_config
@@ -58,6 +63,9 @@ FEATURES = (
     points_commands.router,
     privacy_commands.router,
     privacy_retention.router,
+    analytics_commands.router,
+    segment_commands.router,
+    alert_commands.router,
 )
 
 
@@ -185,7 +193,12 @@ class CommopsApp:
             clock=self.clock,
             defaults=defaults,
             scheduler=scheduler,
-            features={"points": config.points, "faq": config.faq},
+            features={
+                "points": config.points,
+                "faq": config.faq,
+                "privacy": config.privacy,
+                "limits": config.limits,
+            },
         )
         self.dispatcher = build_dispatcher(self.services)
         giveaway_lifecycle.install(self.services, scheduler)
@@ -194,6 +207,8 @@ class CommopsApp:
         quiz_lifecycle.install(self.services, scheduler)
         points_lifecycle.install(self.services, scheduler)
         privacy_retention.install(self.services, scheduler)
+        alert_lifecycle.install(self.services, scheduler)
+        analytics_delivery.install(self.services, scheduler)
         await scheduler.start()
         self.adapters = [self._adapter(name) for name in config.adapters()]
         log.info(

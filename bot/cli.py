@@ -1,5 +1,5 @@
 """The `commops` command: run, demo, migrate, discord sync, giveaway export, verify-giveaway,
-quiz load."""
+quiz load, report."""
 
 from __future__ import annotations
 
@@ -99,6 +99,25 @@ def _parser() -> argparse.ArgumentParser:
         "--format", choices=["toml", "csv"], help="default: from the file name, else guessed"
     )
     quiz_load.add_argument("file", metavar="FILE", help="the set, or - for stdin")
+    report = sub.add_parser(
+        "report",
+        parents=[common],
+        help="export a community's daily metrics over local days as CSV, JSON or HTML",
+    )
+    report.add_argument(
+        "--community", required=True, metavar="PLATFORM:ID", help="e.g. telegram:-1001234567890"
+    )
+    report.add_argument("--from", dest="first", required=True, metavar="YYYY-MM-DD")
+    report.add_argument("--to", dest="last", required=True, metavar="YYYY-MM-DD")
+    report.add_argument("--format", choices=["csv", "json", "html"], default="csv")
+    report.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
+    )
+    report.add_argument(
+        "--real-ids",
+        action="store_true",
+        help="show platform member ids and names instead of pseudonyms",
+    )
     return parser
 
 
@@ -217,6 +236,52 @@ async def _load_quiz_set(config: Config, args: argparse.Namespace) -> int:
     return report.status
 
 
+async def _report(config: Config, args: argparse.Namespace) -> int:
+    """`commops report`: 0 written, 2 bad input (community, dates, range)."""
+    from datetime import UTC, datetime
+
+    from bot.app import prepare_database
+    from handlers.analytics.export import ReportError, build_report, check_range, find_community
+    from handlers.analytics.export import parse_day as parse_report_day
+    from handlers.analytics.report_format import charts, to_csv, to_html, to_json
+    from handlers.quizzes.importing import parse_community
+
+    try:
+        ref = parse_community(args.community)
+        if ref is None:
+            raise ReportError(f"--community {args.community!r}: write <platform>:<id>")
+        first = parse_report_day(args.first, "--from")
+        last = parse_report_day(args.last, "--to")
+        check_range(first, last)
+    except ReportError as exc:
+        print(f"commops: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    db = await prepare_database(config)
+    try:
+        async with db.session() as session:
+            try:
+                community = await find_community(session, *ref)
+            except ReportError as exc:
+                print(f"commops: {exc}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            report = await build_report(
+                session, community, first, last, now=datetime.now(UTC), real_ids=args.real_ids
+            )
+            if args.format == "html":
+                text = to_html(report, await charts(session, report))
+            else:
+                text = to_json(report) if args.format == "json" else to_csv(report)
+        # Leaving the block commits the pseudonym key when it was made just now.
+    finally:
+        await db.dispose()
+    if args.output:
+        await asyncio.to_thread(Path(args.output).write_text, text, encoding="utf-8")
+        print(f"report written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
 def _verify_giveaway(source: str) -> int:
     """Check a giveaway draw export and print the report: 0 verified, 1 failed, 2 unreadable."""
     from handlers.giveaways.draw import commitment, record_from_json, verify
@@ -277,6 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_export_giveaway(config, args.id, args.output))
         if command == "quiz":
             return asyncio.run(_load_quiz_set(config, args))
+        if command == "report":
+            return asyncio.run(_report(config, args))
         if command == "demo":
             from bot.demo import run_demo
 

@@ -17,8 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from handlers.core.limits import LimitSettings
 from handlers.faq.defaults import FaqDefaults
 from handlers.points.rules import PointsRules
+from handlers.privacy.retention import PrivacySettings
 from storage.db import DatabaseURLError, async_url
 
 DEFAULT_CONFIG_FILE = "commops.toml"
@@ -140,6 +142,8 @@ class Config(_Section):
     discord: DiscordSection = Field(default_factory=DiscordSection)
     points: PointsRules = Field(default_factory=PointsRules)
     faq: FaqDefaults = Field(default_factory=FaqDefaults)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
 
     source: str = Field("built-in defaults", exclude=True)
     env: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)

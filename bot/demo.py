@@ -1,12 +1,13 @@
-"""`commops demo`: a simulated community chatting through the real pipeline, then `/stats`
-and `/post besttime`.
+"""`commops demo`: a simulated community chatting through the real pipeline, then `/stats`,
+`/post besttime` and `/summary`.
 
 Fifty-odd members with uneven activity (a few talk a lot, most a little), an evening peak
 (later and busier at weekends), replies, reactions, a few joins and leaves — over the last
 four weeks until today 18:00 in the configured time zone, on a simulated clock. Every
 event goes through the dispatcher and the batched activity writer into a real database;
-the demo ends with the `/stats` and `/post besttime` replies and a check that the rollups
-equal a recount of the raw events.
+the demo ends with the `/stats`, `/post besttime` and `/summary` replies (the summary's chart
+saved where the console saves images, `commops-images/` by default) and a check that the
+daily and hourly rollups equal a recount of the raw events.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from handlers.core.events import (
     ReactionAdded,
     UserRef,
 )
+from storage.analytics import recount_hours_from_events, stored_hours
 from storage.metrics import recount_from_events, stored_days
 from storage.models import Community
 
@@ -128,7 +130,8 @@ class Tally:
 
 def _events(
     members: int, seed: int, start: datetime, end: datetime, tz: ZoneInfo, chat: ChatRef
-) -> tuple[list[Event], Tally]:
+) -> tuple[list[Event], Tally, list[UserRef]]:
+    """The simulated events, their tally, and the members still there at the end."""
     rng = random.Random(seed)
     people = [
         UserRef(
@@ -212,7 +215,7 @@ def _events(
     events.sort(key=lambda e: e.at)
     # A member who reacts twice to one message is one reaction; count as the writer will.
     tally.reactions = len({e.key for e in events if isinstance(e, ReactionAdded)})
-    return events, tally
+    return events, tally, [p for i, p in enumerate(people) if present(i, end)]
 
 
 def _reset_sqlite(url: str) -> None:
@@ -255,7 +258,7 @@ async def run_demo(
         "Demo community",
         ChatKind.GROUP,
     )
-    events, tally = _events(members, seed, start, end, tz, chat)
+    events, tally, present = _events(members, seed, start, end, tz, chat)
 
     output: list[str] = []
     # The simulated clock starts weeks back, so the scheduler's start-up timers are "missed"
@@ -267,7 +270,10 @@ async def run_demo(
     try:
         assert app.dispatcher is not None and app.services is not None
         state = ConsoleState(identity="Mia", managers={"Mia"})
-        gateway = ConsoleGateway(state, output.append)
+        # The console's member count is its roster: the simulated members still there.
+        state.roster.update({person.display_name: person for person in present})
+        images = demo_config.console.images_dir
+        gateway = ConsoleGateway(state, output.append, images_dir=Path(images) if images else None)
         print(
             f"Simulating {members} members in {tz.key} from {start.astimezone(tz):%Y-%m-%d %H:%M} "
             f"to {end.astimezone(tz):%Y-%m-%d %H:%M} ({len(events):,} events)…"
@@ -287,6 +293,11 @@ async def run_demo(
             ),
             gateway,
         )
+        # Yesterday's daily summary, as managers read it every morning.
+        await app.dispatcher.handle(
+            CommandEvent(chat, manager, end, "m:summary", "summary", "summary", addressed=True),
+            gateway,
+        )
         elapsed = time.perf_counter() - began
         services = app.services
         async with services.db.session() as session:
@@ -297,6 +308,10 @@ async def run_demo(
             ).scalar_one()
             stored = await stored_days(session, community.id)
             recount = await recount_from_events(session, community.id, community.timezone)
+            hours = await stored_hours(session, community.id)
+            hours_recount = await recount_hours_from_events(
+                session, community.id, community.timezone
+            )
     finally:
         await app.stop()
 
@@ -307,11 +322,15 @@ async def run_demo(
         f"{tally.leaves} leaves went through the dispatcher and the activity writer in "
         f"{elapsed:.1f}s ({database})."
     )
-    if stored == recount:
+    if stored == recount and hours == hours_recount:
         total = sum(d.messages + d.reactions + d.joins + d.leaves for d in recount.values())
-        print(f"✓ rollups match a recount of all {total:,} raw activity events.")
+        print(f"✓ rollups match a recount of all {total:,} raw activity events (daily and hourly).")
         return 0
     print("✗ rollups differ from the raw events:")
     for day in sorted(set(stored) | set(recount)):
-        print(f"  {day}: rollup {stored.get(day)} vs recount {recount.get(day)}")
+        if stored.get(day) != recount.get(day):
+            print(f"  {day}: rollup {stored.get(day)} vs recount {recount.get(day)}")
+    for hour in sorted(set(hours) | set(hours_recount)):
+        if hours.get(hour) != hours_recount.get(hour):
+            print(f"  {hour}: hourly rollup {hours.get(hour)} vs recount {hours_recount.get(hour)}")
     return 1

@@ -40,28 +40,30 @@ async def show_help(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage
         if not matches:
             raise UserInputError("errors/unknown_command.j2", name=name, suggestion=None)
         return ctx.render("help_command.j2", commands=[_entry(s, catalog) for s in matches])
-    entries = [_entry(s, catalog) for s in specs]
     return ctx.render(
         "help.j2",
-        member_commands=[e for e in entries if not e["manager_only"]],
-        manager_commands=_grouped([s for s in specs if s.manager_only], catalog),
+        member_commands=_grouped([s for s in specs if not s.manager_only], catalog, MEMBER_GROUP),
+        manager_commands=_grouped([s for s in specs if s.manager_only], catalog, MANAGER_GROUP),
     )
 
 
-# A command group with this many subcommands is listed on one line (`/post add · list · …`),
+# A command group with this many commands is listed on one line (`/post add · list · …`),
 # so the overview fits one message on every platform; `/help post` gives the details.
-GROUP_FROM = 4
+# Members' groups are spelled out longer: those are the commands most people look for.
+MEMBER_GROUP = 3
+MANAGER_GROUP = 2
 
 
-def _grouped(specs: list[CommandSpec], catalog: dict) -> list[dict]:
+def _grouped(specs: list[CommandSpec], catalog: dict, group_from: int) -> list[dict]:
     groups: dict[str, list[CommandSpec]] = {}
     for spec in specs:
         groups.setdefault(spec.name.split(" ")[0], []).append(spec)
     listed: list[dict] = []
     for name, members in groups.items():
-        if len(members) < GROUP_FROM:
+        if len(members) < group_from:
             listed.extend(_entry(s, catalog) for s in members)
             continue
         subcommands = [s.name.partition(" ")[2] for s in members if " " in s.name]
-        listed.append({"group": name, "subcommands": subcommands})
+        bare = any(" " not in s.name for s in members)
+        listed.append({"group": name, "subcommands": subcommands, "bare": bare})
     return listed

@@ -1,23 +1,39 @@
-"""`/settings`: a community's time zone, language and special chats, changed by its managers."""
+"""`/settings`: a community's time zone, language, special chats and daily summary time,
+changed by its managers."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
-from handlers.core.args import Choice, Duration, Param, TimeZoneName
+from handlers.analytics import schedule as summary_schedule
+from handlers.core.args import Choice, Duration, Param, ParseEnv, TimeZoneName, Token
 from handlers.core.context import HandlerContext
+from handlers.core.errors import UserInputError
 from handlers.core.events import CommandEvent, Role
 from handlers.core.outgoing import OutgoingMessage
 from handlers.core.render import LOCALES
 from handlers.core.router import Router
-from handlers.posts.policy import APPROVAL, GRACE_MINUTES, MAX_GRACE, QUIET_HOURS, PostPolicy
+from handlers.posts.policy import (
+    APPROVAL,
+    GRACE_MINUTES,
+    MAX_GRACE,
+    PINGS,
+    QUIET_HOURS,
+    PostPolicy,
+)
 from handlers.posts.quiet import QuietHoursArg
 
 router = Router("settings")
 
 
 def _render(ctx: HandlerContext, **values: object) -> OutgoingMessage:
-    return ctx.render("settings.j2", policy=PostPolicy.of(ctx.community.settings), **values)
+    return ctx.render(
+        "settings.j2",
+        policy=PostPolicy.of(ctx.community.settings),
+        summary_at=summary_schedule.summary_time(ctx.community.settings),
+        **values,
+    )
 
 
 def _change(ctx: HandlerContext, key: str, value: object) -> None:
@@ -41,6 +57,7 @@ async def set_timezone(event: CommandEvent, ctx: HandlerContext) -> OutgoingMess
     """Set the time zone that schedules and daily reports use."""
     previous = ctx.community.timezone
     ctx.community.timezone = ctx.args.zone
+    _rearm_summary(ctx)  # its local time moved with the zone
     return _render(ctx, changed="timezone", previous=previous)
 
 
@@ -125,6 +142,17 @@ async def set_approval(event: CommandEvent, ctx: HandlerContext) -> OutgoingMess
 
 
 @router.command(
+    "settings pings",
+    params=[Param("state", Choice(("on", "off"), label="on|off"))],
+    min_role=Role.MANAGER,
+)
+async def set_pings(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
+    """Let scheduled posts ping @everyone, @here and roles on Discord (`on`), or never."""
+    _change(ctx, PINGS, True if ctx.args.state == "on" else None)
+    return _render(ctx, changed="pings")
+
+
+@router.command(
     "settings grace",
     params=[Param("window", Duration(label="duration", minimum=timedelta(0), maximum=MAX_GRACE))],
     min_role=Role.MANAGER,
@@ -134,3 +162,36 @@ async def set_grace(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage
     minutes = int(ctx.args.window.total_seconds() // 60)
     _change(ctx, GRACE_MINUTES, minutes)
     return _render(ctx, changed="grace")
+
+
+class _SummaryTime:
+    """Converter: a local time of day (`09:00`, `9:30`, `21`), or `off`."""
+
+    label = "HH:MM|off"
+
+    def consume(self, tokens: Sequence[Token], i: int, env: ParseEnv) -> tuple[str, int]:
+        raw = tokens[i].value.strip()
+        if raw.lower() in ("off", "none", "关", "关闭"):
+            return summary_schedule.OFF, 1
+        at = summary_schedule.parse_clock(raw)
+        if at is None:
+            raise UserInputError("analytics/errors.j2", problem="bad_time", value=raw)
+        return at.strftime("%H:%M"), 1
+
+
+def _rearm_summary(ctx: HandlerContext) -> None:
+    """Once the change is committed, set the community's summary timer for its new time."""
+    scheduler, community, clock = ctx.scheduler, ctx.community, ctx.clock
+
+    async def rearm() -> None:
+        summary_schedule.arm(scheduler, community, clock.now())
+
+    ctx.then(rearm)
+
+
+@router.command("settings summary", params=[Param("at", _SummaryTime())], min_role=Role.MANAGER)
+async def set_summary(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
+    """Post the daily summary at this local time every day (`09:00`, the default), or `off`."""
+    _change(ctx, summary_schedule.SUMMARY_TIME, ctx.args.at)
+    _rearm_summary(ctx)
+    return _render(ctx, changed="summary")

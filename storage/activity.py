@@ -3,8 +3,10 @@
 The router calls `ActivityWriter.record` for every message, reaction, join and leave; it
 only awaits when the queue is full (back-pressure, never dropping). A background task
 writes each batch in one transaction: raw events with `ON CONFLICT DO NOTHING` (so a
-replayed update is harmless), then the (community, day) and (community, day, member)
-counters and the memberships, computed from only the rows that were actually new.
+replayed update is harmless), then the (community, day), (community, day, hour) and
+(community, day, member) counters and the memberships, computed from only the rows that were
+actually new. Days and hours are local to the community's time zone at write time. The hourly
+counters started with schema 0007 and are not backfilled: hours before it read as zero.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from storage.models import (
     Chat,
     Community,
     CommunityDay,
+    CommunityHour,
     Member,
     MemberDay,
     Membership,
@@ -45,6 +48,7 @@ MEMBERS = Member.__table__
 EVENTS = ActivityEvent.__table__
 MEMBER_DAYS = MemberDay.__table__
 COMMUNITY_DAYS = CommunityDay.__table__
+COMMUNITY_HOURS = CommunityHour.__table__
 MEMBERSHIPS = Membership.__table__
 
 
@@ -372,10 +376,13 @@ async def write_batch(
 
     member_days: dict[tuple[int, date, int], _MemberDelta] = {}
     community_days: dict[tuple[int, date], _CommunityDelta] = {}
+    # (community, local day, local hour) -> [messages, reactions]
+    community_hours: dict[tuple[int, date, int], list[int]] = {}
     memberships: dict[tuple[int, int], dict[str, Any]] = {}
     for key in new_keys:
         rec, community_id, member_id, tz = resolved[key]
-        day = rec.at.astimezone(zone(tz)).date()
+        local = rec.at.astimezone(zone(tz))
+        day = local.date()
         cday = community_days.setdefault((community_id, day), _CommunityDelta())
         ms = memberships.setdefault(
             (community_id, member_id),
@@ -385,6 +392,8 @@ async def write_batch(
         ms["last"] = max(ms["last"], rec.at)
         if rec.kind is ActivityKind.MESSAGE or rec.kind is ActivityKind.REACTION:
             mday = member_days.setdefault((community_id, day, member_id), _MemberDelta())
+            hourly = community_hours.setdefault((community_id, day, local.hour), [0, 0])
+            hourly[0 if rec.kind is ActivityKind.MESSAGE else 1] += 1
             if rec.kind is ActivityKind.MESSAGE:
                 mday.messages += 1
                 mday.characters += max(0, rec.length)
@@ -441,6 +450,19 @@ async def write_batch(
         params = [
             {"community_id": cid, "day": day, **{c: getattr(d, c) for c in counters}}
             for (cid, day), d in sorted(community_days.items())
+        ]
+        await session.execute(stmt, params)
+
+    if community_hours:
+        t = COMMUNITY_HOURS
+        stmt = insert(t)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.c.community_id, t.c.day, t.c.hour],
+            set_={c: t.c[c] + stmt.excluded[c] for c in ("messages", "reactions")},
+        )
+        params = [
+            {"community_id": cid, "day": day, "hour": hour, "messages": m, "reactions": r}
+            for (cid, day, hour), (m, r) in sorted(community_hours.items())
         ]
         await session.execute(stmt, params)
 

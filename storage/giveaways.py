@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import dialect_insert
 from storage.models import Giveaway, GiveawayEntry, GiveawayWinner
+from storage.privacy import opted_out
 
 GIVEAWAYS = Giveaway.__table__
 ENTRIES = GiveawayEntry.__table__
@@ -166,10 +167,13 @@ async def entry_of(session: AsyncSession, giveaway_id: int, user_id: str) -> Ent
 
 
 async def sample_entrants(session: AsyncSession, giveaway_id: int, limit: int) -> list[EntrantRow]:
-    """The most recent entries (for managers' `/giveaway entrants`)."""
+    """The most recent entries (for managers' `/giveaway entrants`); members who opted out
+    are left out (the entry count still includes them)."""
     rows = await session.execute(
         select(ENTRIES.c.user_id, ENTRIES.c.entrant_id, ENTRIES.c.display_name, ENTRIES.c.weight)
+        .join(GIVEAWAYS, GIVEAWAYS.c.id == ENTRIES.c.giveaway_id)
         .where(ENTRIES.c.giveaway_id == giveaway_id)
+        .where(~opted_out(GIVEAWAYS.c.community_id, ENTRIES.c.user_id))
         .order_by(ENTRIES.c.entered_at.desc(), ENTRIES.c.user_id)
         .limit(limit)
     )

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import CommunityDay, Member, MemberDay, Membership
+from storage.models import CommunityDay, CommunityHour, Member, MemberDay, Membership
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +166,10 @@ async def hourly_activity(
 ) -> list[HourBucket]:
     """Messages and active members per UTC hour with `since <= occurred_at < until`, oldest first.
 
-    Read from raw events (the rollups are per day): one range scan of the (community_id,
-    occurred_at) index, grouped in SQL, so at most 24 rows a day come back.
+    Read from raw events: one range scan of the (community_id, occurred_at) index, grouped
+    in SQL, so at most 24 rows a day come back. The hourly rollup (`local_hours`) gives the
+    messages without raw events but no distinct members per hour; this stays for those and
+    as the rollup's check.
     """
     from sqlalchemy import type_coerce
 
@@ -196,4 +198,34 @@ async def hourly_activity(
     return [
         HourBucket(start, int(messages), int(members))
         for start, messages, members in (await session.execute(query)).all()
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalHour:
+    """One `community_hours` row: a community's counters in one local hour of one local day."""
+
+    day: date
+    hour: int  # 0-23, local
+    messages: int
+    reactions: int
+
+
+async def local_hours(
+    session: AsyncSession, community_id: int, first: date, last: date
+) -> list[LocalHour]:
+    """The hourly rollup rows of local days `first`..`last`, oldest first (hours without
+    activity have no row). Kept by the activity writer since schema 0007, not backfilled."""
+    query = (
+        select(CommunityHour)
+        .where(
+            CommunityHour.community_id == community_id,
+            CommunityHour.day >= first,
+            CommunityHour.day <= last,
+        )
+        .order_by(CommunityHour.day, CommunityHour.hour)
+    )
+    return [
+        LocalHour(r.day, r.hour, r.messages, r.reactions)
+        for r in (await session.execute(query)).scalars()
     ]

@@ -136,6 +136,8 @@ class ActivityEvent(Base):
     __table_args__ = (
         UniqueConstraint("chat_id", "event_key"),
         Index(None, "community_id", "occurred_at"),
+        # Deleting a member (`/forgetme`, retention) finds their rows without a table scan.
+        Index(None, "member_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -189,6 +191,7 @@ class MemberDay(Base):
     """Per community, local day and member counters (activity, contributors, retention)."""
 
     __tablename__ = "member_days"
+    __table_args__ = (Index(None, "member_id"),)
 
     community_id: Mapped[int] = mapped_column(
         ForeignKey("communities.id", ondelete="CASCADE"), primary_key=True

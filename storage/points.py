@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import dialect_insert
 from storage.models import Community, PointsEntry
+from storage.privacy import opted_out
 
 LEDGER = PointsEntry.__table__
 
@@ -156,14 +157,17 @@ class Standing:
 
 
 def _totals(community_id: int, since: datetime | None) -> Any:
-    """Per member net points in a window, only members with a positive total."""
+    """Per member net points in a window, only members with a positive total who have not
+    opted out (`/optout`: they are left off the leaderboard and out of its ranks)."""
     total = func.sum(LEDGER.c.amount)
     query = select(LEDGER.c.user_id, total.label("total")).where(
         LEDGER.c.community_id == community_id
     )
     if since is not None:
         query = query.where(LEDGER.c.at >= since)
-    return query.group_by(LEDGER.c.user_id).having(total > 0).subquery()
+    # In HAVING: checked once per member, not once per ledger row.
+    listed = ~opted_out(community_id, LEDGER.c.user_id)
+    return query.group_by(LEDGER.c.user_id).having(total > 0, listed).subquery()
 
 
 async def leaderboard(

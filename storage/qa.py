@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import dialect_insert
 from storage.models import Community, QaQuestion, QaSession, QaVote
+from storage.privacy import opted_out
 
 QUESTIONS = QaQuestion.__table__
 SESSIONS = QaSession.__table__
@@ -330,6 +331,8 @@ async def figures(
                 func.coalesce(func.sum(case((answered, 1), else_=0)), 0),
             )
             .where(QUESTIONS.c.session_id == session_id, ~dismissed)
+            # Members who opted out are not named (their questions still count above).
+            .where(~opted_out(QUESTIONS.c.community_id, QUESTIONS.c.asker_id))
             .group_by(QUESTIONS.c.asker_id)
             # Ties go to whoever asked first: they got the conversation going.
             .order_by(asked_count.desc(), first_asked, QUESTIONS.c.asker_id)

@@ -20,6 +20,7 @@ from storage import occurrences
 from storage.db import dialect_insert
 from storage.models import Occurrence, Quiz, QuizAnswer, QuizSet
 from storage.points import Award, PointsReason, award
+from storage.privacy import opted_out
 
 QUIZZES = Quiz.__table__
 ANSWERS = QuizAnswer.__table__
@@ -215,7 +216,8 @@ async def option_counts(session: AsyncSession, quiz_id: int, options: int) -> li
 
 
 async def fastest(session: AsyncSession, quiz_id: int, limit: int) -> list[AnswerRow]:
-    """The correct answers, fastest first."""
+    """The correct answers, fastest first; members who opted out are left out (their ranks
+    are not reused: the list may skip a number)."""
     rows = await session.execute(
         select(
             ANSWERS.c.user_id,
@@ -226,7 +228,9 @@ async def fastest(session: AsyncSession, quiz_id: int, limit: int) -> list[Answe
             ANSWERS.c.points,
             ANSWERS.c.answered_at,
         )
+        .join(QUIZZES, QUIZZES.c.id == ANSWERS.c.quiz_id)
         .where(ANSWERS.c.quiz_id == quiz_id, ANSWERS.c.correct.is_(True))
+        .where(~opted_out(QUIZZES.c.community_id, ANSWERS.c.user_id))
         .order_by(ANSWERS.c.rank)
         .limit(limit)
     )

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from bot.app import build_dispatcher
+from handlers.alerts.state import REGISTRY as WATCH_REGISTRY
 from handlers.core.context import Services
 from handlers.core.render import Renderer
 from handlers.core.router import Dispatcher
@@ -109,8 +110,10 @@ def cli_sandbox(tmp_path, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _fresh_faq_cache() -> None:
-    """The FAQ index cache lives per process: no test may see another's communities."""
+    """The FAQ index and the watch-word registry live per process: no test may see
+    another's communities."""
     FAQ_CACHE.clear()
+    WATCH_REGISTRY.clear()
 
 
 @pytest.fixture

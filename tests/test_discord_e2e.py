@@ -3,42 +3,32 @@ simulated Discord (strict command sync on), the real database underneath."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import discord
 import pytest
 from sqlalchemy import select
 
-from bot.app import build_dispatcher
+from bot.app import CommopsApp, build_dispatcher
+from bot.config import parse_config
 from bot.discord_adapter.adapter import (
     REQUIRED_PERMISSIONS,
     DiscordAdapter,
-    DiscordSettings,
-    intents,
 )
 from handlers.core.context import HandlerContext, Services
-from handlers.core.events import ButtonPressed, PollVote
+from handlers.core.events import BotMembershipChanged, ButtonPressed, PollVote
 from handlers.core.gateway import PrivateMessageUnavailable
 from handlers.core.outgoing import Button, Image, OutgoingMessage, OutgoingPoll
 from handlers.core.router import Dispatcher, Router
 from storage.models import CommunityDay
-from tests.discord_sim.harness import DiscordSim
+from tests.discord_sim.commops import SimulatedDiscordClock, new_adapter
+from tests.discord_sim.harness import DiscordSim, shown
 
 pytest_plugins = ["tests.discord_sim.harness"]
 
 seen: list[Any] = []
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-
-
-class SimulatedDiscordClock:
-    """commops reads SimCord's simulated clock, the one it stamps every event with."""
-
-    def __init__(self) -> None:
-        self.env: Any = None
-
-    def now(self) -> datetime:
-        return self.env.now() if self.env is not None else datetime.now(UTC)
 
 
 @pytest.fixture
@@ -87,17 +77,6 @@ def dispatcher_e2e(services: Services) -> Dispatcher:
     return dispatcher
 
 
-def new_adapter(dispatcher: Dispatcher, **kwargs: Any) -> DiscordAdapter:
-    kwargs.setdefault("sync_state_file", None)
-    settings = DiscordSettings(token="unused", **kwargs)
-    client = discord.Client(
-        intents=intents(settings), allowed_mentions=discord.AllowedMentions.none()
-    )
-    adapter = DiscordAdapter(settings, client=client)
-    adapter.attach(dispatcher)
-    return adapter
-
-
 @pytest.fixture
 async def bot(
     discord_sim: DiscordSim, dispatcher_e2e: Dispatcher, clock: SimulatedDiscordClock
@@ -112,9 +91,17 @@ async def test_slash_help_and_stats(bot: DiscordAdapter, discord_sim: DiscordSim
     await discord_sim.say("bob", "general", "hi alice")
     result = await discord_sim.slash("carol", "general", "help")
     assert not result.ephemeral
-    assert "**Commands**" in result.response.content and "/stats" in result.response.content
+    # A report: embeds titled by its bold first line (a long list continues in follow-ups).
+    [listing] = result.response.embeds
+    assert listing.title == "Commands" and "/stats" in (listing.description or "")
+    assert not result.response.content
+    more = [e for f in result.followups for e in f.embeds]
+    assert all(e.title is None and e.colour == listing.colour for e in more)
+    text = "\n".join(e.description or "" for e in [listing, *more])
+    assert "/giveaway" in text and "_Send /help followed by a command name" in text
     stats = await discord_sim.slash("carol", "general", "stats")
-    text = stats.response.content
+    text = shown(stats.response)
+    assert stats.response.embeds[0].title == "📊 Pixel Club — activity"
     assert "Pixel Club — activity" in text
     assert "💬 Messages: **4** · yesterday 0 (+4)" in text  # two messages and two commands
     assert "🙋 Active members: **3**" in text
@@ -130,8 +117,8 @@ async def test_a_member_is_refused_a_manager_command_ephemerally(
     )
     allowed = await discord_sim.slash("boss", "general", "settings timezone", zone="Asia/Tokyo")
     assert "Time zone changed from UTC to **Asia/Tokyo**" in allowed.response.content
-    shown = await discord_sim.slash("boss", "general", "settings show")
-    assert "Asia/Tokyo" in shown.response.content
+    settings = await discord_sim.slash("boss", "general", "settings show")
+    assert "Asia/Tokyo" in shown(settings.response)
 
 
 async def test_bad_arguments_get_an_ephemeral_explanation(
@@ -147,7 +134,7 @@ async def test_member_join_is_recorded(
 ) -> None:
     await discord_sim.join("dora")
     stats = await discord_sim.slash("alice", "general", "stats")
-    assert "➕ Joined: **1**" in stats.response.content
+    assert "➕ Joined: **1**" in shown(stats.response)
     async with services.db.session() as session:
         day = (await session.execute(select(CommunityDay))).scalar_one()
     assert day.joins == 1
@@ -191,7 +178,7 @@ async def test_text_prefix_commands_when_message_content_is_on(
     clock.env = await discord_sim.start(adapter.client)
     await discord_sim.say("alice", "general", "!stats")
     reply = discord_sim.last_bot_message("general")
-    assert reply is not None and "Pixel Club — activity" in reply.content
+    assert reply is not None and "Pixel Club — activity" in shown(reply)
     assert reply.reference is not None  # answers the member's message
 
 
@@ -208,7 +195,7 @@ async def test_a_reconnect_does_not_repeat_start_up_work(
     await discord_sim.reconnect()  # READY again: on_ready fires a second time
     assert syncs == []
     result = await discord_sim.slash("alice", "general", "stats")
-    assert "Pixel Club" in result.response.content
+    assert "Pixel Club" in shown(result.response)
 
 
 async def test_a_configured_role_makes_managers(
@@ -225,7 +212,7 @@ async def test_a_configured_role_makes_managers(
     refused = await discord_sim.slash("carol", "general", "settings show")
     assert refused.ephemeral and "Only the community's managers" in refused.response.content
     allowed = await discord_sim.slash(dora, "general", "settings show")
-    assert "Settings for Pixel Club" in allowed.response.content
+    assert "Settings for Pixel Club" in shown(allowed.response)
 
 
 async def test_chart_attachment_and_private_message_fallback(
@@ -291,8 +278,8 @@ async def test_a_manager_picks_the_announcements_channel_from_inside_it(
         "boss", "announcements", "settings announcements", where="here"
     )
     assert "posted here, in **announcements**" in chosen.response.content
-    shown = await discord_sim.slash("boss", "general", "settings show")
-    assert "Announcements: **announcements**" in shown.response.content
+    settings = await discord_sim.slash("boss", "general", "settings show")
+    assert "Announcements: **announcements**" in shown(settings.response)
 
 
 async def test_a_giveaway_from_slash_start_to_a_mentioned_winner_across_a_restart(
@@ -303,7 +290,8 @@ async def test_a_giveaway_from_slash_start_to_a_mentioned_winner_across_a_restar
     )
     assert not started.ephemeral
     announcement = next(m for m in discord_sim.bot_messages("general") if m.components)
-    assert "Giveaway #1: A sticker pack" in announcement.content
+    assert announcement.embeds[0].title == "🎁 Giveaway #1: A sticker pack"
+    assert announcement.embeds[0].colour == discord.Colour.gold()
     entered = await discord_sim.press("alice", announcement, "giveaway:enter:1")
     assert entered.ephemeral and "You're in giveaway #1" in entered.response.content
     again = await discord_sim.press("alice", announcement, "giveaway:enter:1")
@@ -315,11 +303,70 @@ async def test_a_giveaway_from_slash_start_to_a_mentioned_winner_across_a_restar
     bob = await discord_sim.press("bob", announcement, "giveaway:enter:1")
     assert bob.ephemeral and "You're in giveaway #1" in bob.response.content
     await discord_sim.slash("boss", "general", "giveaway end", id=1)
-    result = next(m for m in discord_sim.bot_messages("general") if "Seed:" in m.content)
+    result = next(m for m in discord_sim.bot_messages("general") if "Seed:" in shown(m))
     winner = discord_sim.discord_member(
         "alice" if "<@" + str(discord_sim.discord_member("alice").id) in result.content else "bob"
     )
-    assert f"<@{winner.id}>" in result.content and "[" not in result.content.split("Seed")[0]
+    # Mentions in an embed never ping: the winner is named in the content, which pings them.
+    assert result.content == f"<@{winner.id}>"
+    assert winner.id in {u.id for u in result.mentions}
+    [embed] = result.embeds
+    assert f"<@{winner.id}>" in (embed.description or "")
+    assert "[" not in (embed.description or "").split("Seed")[0]
     assert "You won" in discord_sim.dms(winner.name)[-1].content
     verified = await discord_sim.slash("carol", "general", "giveaway verify", id=1)
-    assert "verified" in verified.response.content
+    assert "verified" in shown(verified.response)
+
+
+async def test_the_bot_added_to_and_removed_from_a_server_reaches_the_dispatcher(
+    bot: DiscordAdapter, discord_sim: DiscordSim, dispatcher_e2e: Dispatcher
+) -> None:
+    handled: list[Any] = []
+    original = dispatcher_e2e.handle
+
+    async def recording(event: Any, gateway: Any) -> Any:
+        handled.append(event)
+        return await original(event, gateway)
+
+    dispatcher_e2e.handle = recording  # type: ignore[method-assign]
+    second = await discord_sim.add_bot_to_guild("Second Server")
+    await discord_sim.reconnect()  # the known guilds come again: not a new membership
+    await discord_sim.remove_bot_from_guild(second)
+    changes = [e for e in handled if isinstance(e, BotMembershipChanged)]
+    assert [(e.present, e.chat.community_id) for e in changes] == [
+        (True, str(second.id)),
+        (False, str(second.id)),
+    ]
+    me = discord_sim.client.user
+    assert me is not None
+    assert all(e.actor.user_id == str(me.id) and e.actor.is_bot for e in changes)
+    assert changes[0].chat.community_title == "Second Server"
+    assert changes[0].key != changes[1].key
+
+
+async def test_commops_run_with_a_token_in_the_environment_serves_a_server(
+    discord_sim: DiscordSim, cli_sandbox: Path
+) -> None:
+    config = parse_config(
+        {"database": {"url": f"sqlite:///{cli_sandbox / 'commops.db'}"}},
+        source="commops.toml",
+        env={"COMMOPS_DISCORD_TOKEN": "a-token"},
+    )
+    app = CommopsApp(config)
+    await app.start()
+    try:
+        [adapter] = app.adapters
+        assert isinstance(adapter, DiscordAdapter) and adapter.settings.token == "a-token"
+        assert adapter.client.intents.members and not adapter.client.intents.message_content
+        assert app.dispatcher is not None
+        # What `adapter.run` does before `client.start(token)`, which SimCord stands in for.
+        adapter.attach(app.dispatcher)
+        await discord_sim.start(adapter.client)
+        result = await discord_sim.slash("alice", "general", "stats")
+        assert "Pixel Club — activity" in shown(result.response)
+        # Commands were published once, and the state file remembers what was published.
+        assert (cli_sandbox / "commops-discord-commands.json").exists()
+        assert await adapter.sync_commands(force=False) is False
+    finally:
+        await discord_sim.stop()
+        await app.stop()

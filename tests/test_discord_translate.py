@@ -19,6 +19,7 @@ from bot.discord_adapter.translate import (
     chat_ref,
     emoji_name,
     membership_chat,
+    translate_bot_membership,
     translate_component,
     translate_member_join,
     translate_member_remove,
@@ -29,6 +30,7 @@ from bot.discord_adapter.translate import (
     user_ref,
 )
 from handlers.core.events import (
+    BotMembershipChanged,
     ButtonPressed,
     ChatKind,
     ChatRef,
@@ -383,6 +385,37 @@ def test_member_remove(gw):
     assert event.at == NOW
     assert event.key == f"leave:{BOB}:{int(NOW.timestamp()) // 60}"
     assert event.removed_by_user_id is None
+
+
+def test_the_bot_added_to_a_server(gw):
+    # A join's GUILD_CREATE has no `unavailable` field: discord.py dispatches `guild_join`.
+    data = raw("guild_create")["d"]
+    del data["unavailable"]
+    guild = gw.obj("guild_create", "guild_join", data)
+    me = gw.state.user
+    event = one(translate_bot_membership(guild, me, present=True, now=NOW))
+    assert type(event) is BotMembershipChanged and event.present
+    assert event.chat == WELCOME_CHAT  # the guild's membership chat, as for members
+    assert event.actor == UserRef(D, str(ME), "CommOps", "CommOps", is_bot=True)
+    joined = datetime(2025, 11, 19, 16, 40, tzinfo=UTC)  # the bot member's joined_at
+    assert event.at == joined
+    assert event.key == f"bot-join:{GUILD}:{int(joined.timestamp()) // 60}"
+    assert activity_record(event) is None  # the bot is nobody's activity
+
+
+def test_a_known_server_coming_back_is_not_a_join(gw):
+    gw.feed("guild_create")  # `"unavailable": false`: back after an outage, or a reconnect
+    assert [e for e, _ in gw.dispatched if e == "guild_join"] == []
+
+
+def test_the_bot_removed_from_a_server(gw):
+    guild = gw.obj("guild_delete", "guild_remove")
+    assert guild.id == int(GUILD)
+    event = one(translate_bot_membership(guild, gw.state.user, present=False, now=NOW))
+    assert type(event) is BotMembershipChanged and not event.present
+    assert event.chat == WELCOME_CHAT and event.actor.is_bot
+    assert event.at == NOW  # GUILD_DELETE carries no time
+    assert event.key == f"bot-leave:{GUILD}:{int(NOW.timestamp()) // 60}"
 
 
 def test_reaction_added(gw):

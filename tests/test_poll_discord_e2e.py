@@ -94,8 +94,9 @@ async def test_a_native_poll_with_vote_changes_and_a_result_chart(
     refreshed = next(m for m in ended if m.id == message.id)
     assert refreshed.poll is not None and refreshed.poll.is_finalised()
     result = discord_sim.last_bot_message("general")
-    assert result.content.startswith("📊 **Result — poll #1: Lunch?**")
-    assert "A tie between **Pizza** and **Ramen**" in result.content
+    [embed] = result.embeds  # a report: the bold title line is the embed title
+    assert embed.title == "📊 Result — poll #1: Lunch?"
+    assert "A tie between **Pizza** and **Ramen**" in (embed.description or "")
     [chart] = result.attachments
     assert chart.filename == "poll-1.png"
     [row] = await polls(services)

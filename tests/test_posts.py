@@ -202,6 +202,26 @@ async def test_quiet_hours_hold_a_post_until_they_end(dispatcher, gateway, posti
     assert "falls in quiet hours" in preview and "08:00" in preview
 
 
+async def test_posts_ping_everyone_only_once_managers_allow_it(
+    dispatcher, gateway, posting, services
+):
+    await say(dispatcher, gateway, "/post add every day 13:00 Stream starts @everyone")
+    await until(services, datetime(2030, 1, 7, 13, 0, tzinfo=UTC))
+    assert not gateway.sent[-1].message.mass_mentions
+    assert "off" in await say(dispatcher, gateway, "/settings")
+    member_try = await say(dispatcher, gateway, "/settings pings on", who=MEMBER)
+    assert "Only the community's managers" in member_try
+    assert "may now ping @everyone" in await say(dispatcher, gateway, "/settings pings on")
+    await until(services, datetime(2030, 1, 8, 13, 0, tzinfo=UTC))
+    assert gateway.sent[-1].message.mass_mentions
+    assert gateway.sent[-1].text == "Stream starts @everyone"
+    # Replies (this one included) never carry the permission.
+    assert not gateway.sent[-2].message.mass_mentions
+    await say(dispatcher, gateway, "/settings pings off")
+    await until(services, datetime(2030, 1, 9, 13, 0, tzinfo=UTC))
+    assert not gateway.sent[-1].message.mass_mentions
+
+
 async def test_banned_words_are_refused_unless_a_manager_overrides(
     dispatcher, gateway, posting, services
 ):

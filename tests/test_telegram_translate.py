@@ -18,6 +18,7 @@ from bot.telegram_adapter.translate import (
     user_ref,
 )
 from handlers.core.events import (
+    BotMembershipChanged,
     ButtonPressed,
     ChatKind,
     ChatRef,
@@ -256,8 +257,9 @@ def test_promotion_is_no_membership_event_but_an_admin_change():
     assert admin_change(load("group_text")) is None
 
 
-def test_bot_added_to_group_is_no_member_event():
-    assert events("my_chat_member_added") == []
+def test_bot_added_to_group_is_no_member_event_but_a_bot_membership_change():
+    [added] = events("my_chat_member_added")
+    assert isinstance(added, BotMembershipChanged) and added.present
     assert admin_change(load("my_chat_member_added")) is None
 
 

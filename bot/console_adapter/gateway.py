@@ -50,8 +50,9 @@ class ConsoleGateway:
         self.write = write
         self.shown: list[ConsoleOutput] = []
         self._ids = itertools.count(1)
-        # A terminal shows no pictures: with a folder, images (charts) are saved there and
-        # their path printed, so features send them as they would to a real chat.
+        # A terminal shows no pictures: with a folder, images (charts) and files (data
+        # exports) are saved there and their path printed, so features send them as they
+        # would to a real chat.
         self.images_dir = images_dir
         if images_dir is not None:
             self.capabilities = replace(type(self).capabilities, images=True)
@@ -65,6 +66,17 @@ class ConsoleGateway:
         path.write_bytes(message.image.content)
         return f"[image saved: {path}]"
 
+    def _save_document(self, message_id: str, message: OutgoingMessage) -> str:
+        """Files (a member's data export) are saved like images, and their path printed."""
+        assert message.document is not None
+        name = Path(message.document.filename).name or "file"
+        if self.images_dir is None:
+            return f"[file: {name}, {len(message.document.content)} bytes, not saved]"
+        self.images_dir.mkdir(parents=True, exist_ok=True)
+        path = self.images_dir / f"{message_id}-{name}"
+        path.write_bytes(message.document.content)
+        return f"[file saved: {path}]"
+
     def _show(self, message: OutgoingMessage, *, prefix: str, private_to: str | None) -> str:
         message_id = f"bot-{next(self._ids)}"
         body = to_plain(message.text)
@@ -73,6 +85,8 @@ class ConsoleGateway:
         lines = [prefix + first, *((indent + line) if line else "" for line in rest)]
         if message.image is not None:
             lines.append(indent + self._save_image(message_id, message))
+        if message.document is not None:
+            lines.append(indent + self._save_document(message_id, message))
         flat = [b for row in message.buttons for b in row]
         if flat:
             choices = "  ".join(f"[{i}] {b.label}" for i, b in enumerate(flat, 1))

@@ -1,21 +1,19 @@
 """Runs commops on Discord: a discord.py client, slash commands from the routers' registry.
 
-Every command becomes a slash command (`/settings timezone`), with one typed option per
-parameter; the option values are joined back into the argument line the shared parser
-reads, so a command behaves the same on every platform. A text prefix (`!stats`) works
-too when the message content intent is on. Buttons are answered from the interaction
-listener by their `custom_id`, so they keep working after a restart without re-registering
-views. `on_ready` fires again on every reconnect: set-up runs once per process.
+Every command becomes a slash command (`/settings timezone`, built in `slash.py`), with one
+typed option per parameter; options that ask for an id or a chat autocomplete from the
+community's own items (`autocomplete.py`). A text prefix (`!stats`) works too when the
+message content intent is on. Buttons are answered from the interaction listener by their
+`custom_id`, so they keep working after a restart without re-registering views. The bot
+being added to or removed from a server becomes a `BotMembershipChanged` event.
+`on_ready` fires again on every reconnect: set-up runs once per process.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import inspect
-import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +21,24 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.discord_adapter.gateway import DiscordGateway, InteractionGateway
+from bot.discord_adapter.autocomplete import (
+    CHAT_LABEL,
+    Asker,
+    Suggestion,
+    completes,
+    suggest_channels,
+    suggest_items,
+)
+from bot.discord_adapter.gateway import DiscordGateway, InteractionGateway, member_role
+from bot.discord_adapter.slash import (
+    CatalogTranslator,
+    build_tree,
+    command_arguments,
+    commands_fingerprint,
+)
 from bot.discord_adapter.translate import (
     chat_ref,
+    translate_bot_membership,
     translate_component,
     translate_member_join,
     translate_member_remove,
@@ -35,12 +48,22 @@ from bot.discord_adapter.translate import (
     translate_slash,
     user_ref,
 )
-from handlers.core.args import Integer, Text
-from handlers.core.events import Event
+from handlers.core.events import Event, Platform
 from handlers.core.render import Renderer
 from handlers.core.router import CommandSpec, Dispatcher
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "REQUIRED_PERMISSIONS",
+    "DiscordAdapter",
+    "DiscordSettings",
+    "command_arguments",
+    "intents",
+]
+
+# Discord waits 3 s for suggestions; what is not ready by then is not worth sending.
+AUTOCOMPLETE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -79,140 +102,6 @@ def intents(settings: DiscordSettings) -> discord.Intents:
     chosen.dm_messages = True
     chosen.message_content = settings.message_content
     return chosen
-
-
-def _option_name(name: str) -> str:
-    return name.replace("-", "_").lower()[:32]
-
-
-def _annotation(converter: Any) -> type:
-    return int if isinstance(converter, Integer) else str
-
-
-def command_arguments(spec: CommandSpec, values: dict[str, Any]) -> str:
-    """Slash option values -> the argument line the shared parser reads."""
-    parts: list[str] = []
-    for param in spec.params:
-        value = values.get(_option_name(param.name))
-        if value is None:
-            continue
-        text = str(value)
-        # Rest-of-line text goes last and raw; single words are quoted if they contain spaces.
-        if isinstance(param.type, Text):
-            parts.append(text)
-        else:
-            parts.append(f'"{text}"' if (" " in text and '"' not in text) else text)
-    for option in spec.options:
-        value = values.get(_option_name(option.name))
-        if option.type is None:
-            if value:
-                parts.append(f"--{option.name}")
-        elif value is not None:
-            text = str(value)
-            # `--closes=tomorrow 20:00` would cut the value at the space; standing apart, the
-            # option's converter takes as many words as it reads.
-            parts.append(f"--{option.name} {text}" if " " in text else f"--{option.name}={text}")
-    return " ".join(parts)
-
-
-def _describe(spec: CommandSpec, renderer: Renderer) -> app_commands.locale_str:
-    """The English help line, keyed by command so the translator can find other locales."""
-    catalog = renderer.catalog("en").get("commands", {})
-    text = (catalog.get(spec.name, {}).get("help") or spec.name)[:100]
-    return app_commands.locale_str(text, command=spec.name)
-
-
-# Discord locales -> commops catalog locales.
-DISCORD_LOCALES = {discord.Locale.chinese: "zh", discord.Locale.taiwan_chinese: "zh"}
-
-
-class CatalogTranslator(app_commands.Translator):
-    """Slash-command descriptions in the member's Discord language, from `commands.toml`."""
-
-    def __init__(self, renderer: Renderer) -> None:
-        self.renderer = renderer
-
-    async def translate(
-        self,
-        string: app_commands.locale_str,
-        locale: discord.Locale,
-        context: app_commands.TranslationContextTypes,
-    ) -> str | None:
-        ours = DISCORD_LOCALES.get(locale)
-        command = string.extras.get("command")
-        if ours is None or command is None:
-            return None
-        entry = self.renderer.catalog(ours).get("commands", {}).get(command, {})
-        help_line = entry.get("help")
-        return help_line[:100] if help_line else None
-
-
-SlashRunner = Callable[[discord.Interaction, CommandSpec, dict[str, Any]], Awaitable[None]]
-
-
-def slash_command(
-    name: str, spec: CommandSpec, description: app_commands.locale_str, run: SlashRunner
-) -> app_commands.Command[Any, ..., Any]:
-    """One app command for a registry entry, its options built from the declared parameters."""
-    parameters = [
-        inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                          annotation=discord.Interaction),
-    ]  # fmt: skip
-    # Discord lists required options before optional ones.
-    declared = [(p.name, _annotation(p.type), p.required) for p in spec.params]
-    declared += [(o.name, bool if o.type is None else _annotation(o.type), False)
-                 for o in spec.options]  # fmt: skip
-    for option, annotation, required in sorted(declared, key=lambda d: not d[2]):
-        parameters.append(
-            inspect.Parameter(
-                _option_name(option),
-                inspect.Parameter.KEYWORD_ONLY,
-                annotation=annotation if required else annotation | None,
-                default=inspect.Parameter.empty if required else None,
-            )
-        )
-
-    async def callback(interaction: discord.Interaction, **values: Any) -> None:
-        await run(interaction, spec, values)
-
-    callback.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-    return app_commands.Command(name=name, description=description, callback=callback)
-
-
-def build_tree(
-    tree: app_commands.CommandTree[Any], specs: Sequence[CommandSpec], renderer: Renderer,
-    run: SlashRunner,
-) -> None:  # fmt: skip
-    """Register every visible command; `a b` becomes subcommand `b` of group `a`, and a bare
-    `a` that also has subcommands becomes `/a show`."""
-    groups: dict[str, app_commands.Group] = {}
-    grouped = {s.name.split(" ", 1)[0] for s in specs if " " in s.name}
-    for spec in specs:
-        head, _, sub = spec.name.partition(" ")
-        description = _describe(spec, renderer)
-        if head in grouped:
-            group = groups.get(head)
-            if group is None:
-                group = app_commands.Group(name=head, description=f"/{head} …")
-                groups[head] = group
-                tree.add_command(group)
-            group.add_command(slash_command(sub or "show", spec, description, run))
-        else:
-            tree.add_command(slash_command(head, spec, description, run))
-
-
-async def commands_fingerprint(
-    tree: app_commands.CommandTree[Any], translator: app_commands.Translator | None
-) -> str:
-    """A hash of exactly what a sync would publish, translations included."""
-    if translator is None:
-        payload = [command.to_dict(tree) for command in tree.get_commands()]
-    else:
-        payload = [
-            await command.get_translated_payload(tree, translator)
-            for command in tree.get_commands()
-        ]
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 class DiscordAdapter:
@@ -282,6 +171,17 @@ class DiscordAdapter:
                 await self._handle(translate_member_remove(payload.user, guild), None)
 
         @client.event
+        async def on_guild_join(guild: discord.Guild) -> None:
+            if client.user is not None:
+                await self._handle(translate_bot_membership(guild, client.user, present=True), None)
+
+        @client.event
+        async def on_guild_remove(guild: discord.Guild) -> None:
+            if client.user is not None:
+                events = translate_bot_membership(guild, client.user, present=False)
+                await self._handle(events, None)
+
+        @client.event
         async def on_raw_reaction_add(payload: discord.RawReactionActionEvent) -> None:
             channel = client.get_channel(payload.channel_id)
             if channel is None or payload.guild_id is None:
@@ -334,12 +234,51 @@ class DiscordAdapter:
         if not interaction.response.is_done():
             await interaction.response.send_message("✓", ephemeral=True)
 
+    async def _complete(
+        self, interaction: discord.Interaction, spec: CommandSpec, label: str, typed: Any
+    ) -> list[app_commands.Choice[Any]]:
+        """Suggestions for an autocompleted option; never raises, never keeps Discord waiting."""
+        try:
+            found = await asyncio.wait_for(
+                self._suggest(interaction, spec, label, typed), AUTOCOMPLETE_SECONDS
+            )
+        except TimeoutError:
+            log.warning("autocomplete of /%s (%s) took too long", spec.name, label)
+            return []
+        except Exception:
+            log.exception("autocomplete of /%s (%s) failed", spec.name, label)
+            return []
+        return [app_commands.Choice(name=s.label, value=s.value) for s in found]
+
+    async def _suggest(
+        self, interaction: discord.Interaction, spec: CommandSpec, label: str, typed: Any
+    ) -> list[Suggestion]:
+        guild, user = interaction.guild, interaction.user
+        if guild is None or not isinstance(user, discord.Member):
+            return []  # a DM: no community to suggest from
+        asker = Asker(str(user.id), member_role(user, self.settings.manager_role))
+        if asker.role < spec.min_role:
+            return []
+        if label.lower() == CHAT_LABEL:
+            return suggest_channels(guild, typed)
+        if self._dispatcher is None:
+            return []
+        return await suggest_items(
+            self._dispatcher.services.db,
+            platform=Platform.DISCORD.value,
+            community=str(guild.id),
+            spec=spec,
+            label=label,
+            typed=typed,
+            asker=asker,
+        )
+
     # --- commands ----------------------------------------------------------------------------
 
     def build_commands(self, specs: Sequence[CommandSpec], renderer: Renderer) -> None:
         """(Re)build the slash commands from the registry."""
         self.tree.clear_commands(guild=None)
-        build_tree(self.tree, specs, renderer, self._run_slash)
+        build_tree(self.tree, specs, renderer, self._run_slash, self._complete, completes)
         self._translator = CatalogTranslator(renderer)
 
     def attach(self, dispatcher: Dispatcher) -> None:

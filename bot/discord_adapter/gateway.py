@@ -3,8 +3,11 @@
 The neutral Markdown subset is a subset of Discord's, and its backslash escapes are
 Discord's too, so text passes through; what Discord needs on top is a mention policy
 (posts never ping @everyone, @here or roles) and the 2,000-character limit, handled by
-splitting at line breaks. Buttons carry their payload as `custom_id` and are answered by
-the adapter's interaction listener, so they keep working after a restart.
+splitting at line breaks. Reports and announcements (a bold title line and a body) are
+sent as embeds; `embeds.py` states the rule. Images and documents are attachments (an
+embedded message shows its image inside the embed). Buttons carry their payload as
+`custom_id` and are answered by the adapter's interaction listener, so they keep working
+after a restart. Edits keep the files a message already has and attach no new ones.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import discord
 
+from bot.discord_adapter.embeds import embed_layout, pings
 from handlers.core.events import ChatKind, ChatRef, Platform, Role, UserRef
 from handlers.core.gateway import GatewayError, MemberProfile, PrivateMessageUnavailable
 from handlers.core.markup import mentioned_ids, replace_mentions, split_message
@@ -69,14 +73,36 @@ def button_view(buttons: tuple[tuple[Button, ...], ...]) -> discord.ui.View | No
     return view
 
 
-def _file(message: OutgoingMessage) -> discord.File | None:
-    if message.image is None:
-        return None
-    return discord.File(
-        io.BytesIO(message.image.content),
-        filename=message.image.filename,
-        description=message.image.alt or None,
-    )
+def _files(message: OutgoingMessage) -> list[discord.File]:
+    """The message's image and document as attachments (fresh objects: a file sends once)."""
+    files: list[discord.File] = []
+    if message.image is not None:
+        files.append(
+            discord.File(
+                io.BytesIO(message.image.content),
+                filename=message.image.filename,
+                description=message.image.alt or None,
+            )
+        )
+    if message.document is not None:
+        files.append(
+            discord.File(io.BytesIO(message.document.content), filename=message.document.filename)
+        )
+    return files
+
+
+def member_role(member: discord.Member, manager_role: str | None) -> Role:
+    """A guild member's privilege: the owner, Manage Server or the configured role, else a
+    member. discord.py keeps members and roles current from gateway events: no cache here."""
+    if member.guild.owner_id == member.id:
+        return Role.OWNER
+    if member.guild_permissions.manage_guild:
+        return Role.MANAGER
+    if manager_role and any(
+        r.name == manager_role or str(r.id) == manager_role for r in member.roles
+    ):
+        return Role.MANAGER
+    return Role.MEMBER
 
 
 class DiscordGateway:
@@ -116,42 +142,57 @@ class DiscordGateway:
                 raise GatewayError(f"channel {chat_id}: {exc.text or exc}") from exc
         return channel
 
+    def _compose(self, message: OutgoingMessage) -> list[dict[str, Any]]:
+        """The Discord messages (send keyword arguments) one neutral message becomes: its
+        embeds, or plain text split at line breaks. The view and files go on the last piece
+        of the message itself; pings that did not fit the embeds' contents follow it."""
+        text, allowed = self._mentions(message.text, mass=message.mass_mentions)
+        layout = embed_layout(message, text)
+        extra: list[dict[str, Any]] = []
+        if layout is not None:
+            parts: list[dict[str, Any]] = [{"content": None, "embed": e} for e in layout.embeds()]
+            for index, content in enumerate(pings(message.text, MAX_CONTENT)):
+                if index < len(parts):
+                    parts[index]["content"] = content
+                else:
+                    extra.append({"content": content})
+        else:
+            parts = [{"content": piece or None} for piece in split_message(text, MAX_CONTENT)]
+        view = button_view(message.buttons)
+        if view is not None:
+            parts[-1]["view"] = view
+        files = _files(message)
+        if files:
+            parts[-1]["files"] = files
+        parts += extra
+        for part in parts:
+            part["allowed_mentions"] = allowed
+        return parts
+
     async def _deliver(
         self, target: Any, message: OutgoingMessage, reference: Any = None
     ) -> discord.Message:
-        """Send to a channel or user, splitting long text; the view and file go on one piece."""
-        text, allowed = self._mentions(message.text)
-        pieces = split_message(text, MAX_CONTENT)
-        view = button_view(message.buttons)
+        """Send to a channel or user; the first piece answers `reference`."""
         last: discord.Message | None = None
-        for index, piece in enumerate(pieces):
-            final = index == len(pieces) - 1
-            kwargs: dict[str, Any] = {
-                "content": piece or None,
-                "allowed_mentions": allowed,
-                "silent": message.silent,
-            }
+        for index, kwargs in enumerate(self._compose(message)):
+            kwargs["silent"] = message.silent
             if index == 0 and reference is not None:
                 kwargs["reference"] = reference
                 kwargs["mention_author"] = False
-            if final:
-                file = _file(message)
-                if file is not None:
-                    kwargs["file"] = file
-                if view is not None:
-                    kwargs["view"] = view
             last = await target.send(**kwargs)
         assert last is not None
         return last
 
-    def _mentions(self, text: str) -> tuple[str, discord.AllowedMentions]:
-        """Neutral mentions become `<@id>`; only the members named so are pinged."""
+    def _mentions(self, text: str, *, mass: bool = False) -> tuple[str, discord.AllowedMentions]:
+        """Neutral mentions become `<@id>`; only the members named so are pinged, plus
+        @everyone, @here and roles when the message says managers allowed it."""
+        base = self.allowed_mentions
+        if mass:
+            base = base.merge(discord.AllowedMentions(everyone=True, roles=True))
         ids = [i for i in mentioned_ids(text) if i.isdigit()]
         if not ids:
-            return text, self.allowed_mentions
-        allowed = self.allowed_mentions.merge(
-            discord.AllowedMentions(users=[discord.Object(int(i)) for i in ids])
-        )
+            return text, base
+        allowed = base.merge(discord.AllowedMentions(users=[discord.Object(int(i)) for i in ids]))
         return replace_mentions(text, lambda user_id, _name: f"<@{user_id}>"), allowed
 
     async def send(
@@ -173,12 +214,22 @@ class DiscordGateway:
 
     async def edit(self, sent: SentMessage, message: OutgoingMessage) -> None:
         channel = await self._channel(sent.chat.chat_id)
-        text, allowed = self._mentions(message.text)
+        text, allowed = self._mentions(message.text, mass=message.mass_mentions)
+        layout = embed_layout(message, text)
+        kwargs: dict[str, Any]
+        if layout is not None and len(layout.descriptions) == 1:
+            # An edit pings nobody (Discord notifies mentions when a message is sent), so
+            # the content only keeps naming who the embed mentions.
+            named = pings(message.text, MAX_CONTENT)
+            kwargs = {"content": named[0] if named else None, "embeds": layout.embeds()}
+        else:
+            if len(text) > MAX_CONTENT:
+                # A sent message can't become several; edited messages are short in practice.
+                log.warning("edit of %s cut to %d characters", sent.message_id, MAX_CONTENT)
+            kwargs = {"content": text[:MAX_CONTENT], "embeds": []}
         try:
             await channel.get_partial_message(int(sent.message_id)).edit(
-                content=text[:MAX_CONTENT],
-                view=button_view(message.buttons),
-                allowed_mentions=allowed,
+                view=button_view(message.buttons), allowed_mentions=allowed, **kwargs
             )
         except discord.HTTPException as exc:
             raise GatewayError(f"edit {sent.message_id}: {exc.text or exc}") from exc
@@ -233,16 +284,7 @@ class DiscordGateway:
         member = await self._member(chat, user)
         if member is None:
             return Role.MEMBER
-        if member.guild.owner_id == member.id:
-            return Role.OWNER
-        # discord.py keeps members and roles current from gateway events: no cache of our own.
-        if member.guild_permissions.manage_guild:
-            return Role.MANAGER
-        if self.manager_role and any(
-            r.name == self.manager_role or str(r.id) == self.manager_role for r in member.roles
-        ):
-            return Role.MANAGER
-        return Role.MEMBER
+        return member_role(member, self.manager_role)
 
     async def member_count(self, chat: ChatRef) -> int | None:
         guild = self.client.get_guild(int(chat.community_id))
@@ -289,23 +331,10 @@ class InteractionGateway(DiscordGateway):
     ) -> SentMessage:
         if chat.chat_id != str(self.interaction.channel_id):
             return await super().send(chat, message, reply_to=reply_to)
-        text, allowed = self._mentions(message.text)
-        pieces = split_message(text, MAX_CONTENT)
-        view = button_view(message.buttons)
-        file = _file(message)
         response = self.interaction.response
         try:
-            for index, piece in enumerate(pieces):
-                kwargs: dict[str, Any] = {
-                    "content": piece,
-                    "ephemeral": message.private,
-                    "allowed_mentions": allowed,
-                }
-                if index == len(pieces) - 1:
-                    if view is not None:
-                        kwargs["view"] = view
-                    if file is not None:
-                        kwargs["file"] = file
+            for kwargs in self._compose(message):
+                kwargs["ephemeral"] = message.private
                 if not response.is_done():
                     await response.send_message(**kwargs)
                     sent = await self.interaction.original_response()

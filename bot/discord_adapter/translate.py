@@ -21,6 +21,10 @@ What becomes what (see the tests for a recorded gateway payload of each kind):
 - poll vote adds and removals -> `PollVote` with `change` ADD or REMOVE and the one answer as a
   0-based option (Discord numbers answers from 1; a poll may allow several answers and each
   arrives alone, so a removal takes back that answer only).
+- the bot added to a guild (`on_guild_join`) or removed from one (`on_guild_remove`: kicked,
+  banned, left, or the guild deleted) -> `BotMembershipChanged` with `present` True or False,
+  on the guild's membership chat. Discord does not say who added or removed the bot (only
+  the audit log does), so the actor is the bot itself.
 
 Channels: pass what discord.py gives (`TextChannel`, `Thread`, `DMChannel`, ... or a
 `PartialMessageable` when the guild or channel is not cached). Ids are strings, times aware UTC.
@@ -34,6 +38,7 @@ from datetime import UTC, datetime
 import discord
 
 from handlers.core.events import (
+    BotMembershipChanged,
     ButtonPressed,
     ChatKind,
     ChatRef,
@@ -275,6 +280,26 @@ def translate_member_remove(
             actor=user_ref(member_or_user),
             at=at,
             key=_membership_key("leave", member_or_user.id, at),
+        )
+    ]
+
+
+def translate_bot_membership(
+    guild: discord.Guild, me: _User, *, present: bool, now: datetime | None = None
+) -> list[Event]:
+    """The bot joined (`present`) or left a guild: `on_guild_join` / `on_guild_remove`."""
+    # On a join the guild payload says when the bot joined; a removal carries no time.
+    member = guild.me if present else None
+    joined_at = member.joined_at if member is not None else None
+    at = _utc(joined_at) if joined_at is not None else _now(now)
+    kind = "bot-join" if present else "bot-leave"
+    return [
+        BotMembershipChanged(
+            chat=membership_chat(guild),
+            actor=user_ref(me),
+            at=at,
+            key=_membership_key(kind, guild.id, at),
+            present=present,
         )
     ]
 

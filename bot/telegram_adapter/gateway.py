@@ -173,6 +173,28 @@ class TelegramGateway:
         common: dict[str, Any] = {"disable_notification": message.silent}
         last: Message | None = None
         text = message.text
+        if message.document is not None:
+            # The text rides as the file's caption when it fits and no image takes it;
+            # otherwise it follows as its own message(s).
+            caption = to_html(text)
+            fits = message.image is None and len(caption) <= MessageLimit.CAPTION_LENGTH
+            document = message.document
+            last = await self._call(
+                "sendDocument",
+                lambda: self.bot.send_document(
+                    chat_id,
+                    document=document.content,
+                    filename=document.filename,
+                    caption=caption if fits else None,
+                    parse_mode=ParseMode.HTML,
+                    reply_parameters=reply,
+                    reply_markup=markup if fits else None,
+                    **common,
+                ),
+            )
+            if fits:
+                return SentMessage(chat, str(last.message_id))
+            reply = None
         if message.image is not None:
             caption = to_html(text)
             fits = len(caption) <= MessageLimit.CAPTION_LENGTH
@@ -211,7 +233,7 @@ class TelegramGateway:
         markup = keyboard(message.buttons)
         html = to_html(message.text)
         try:
-            if message.image is not None:
+            if message.image is not None or message.document is not None:
                 await self._call(
                     "editMessageCaption",
                     lambda: self.bot.edit_message_caption(
@@ -352,7 +374,13 @@ class CallbackGateway(TelegramGateway):
         if not message.private:
             return await super().send(chat, message, reply_to=reply_to)
         text = to_plain(message.text)
-        if self.answered or len(text) > CALLBACK_TEXT_LIMIT or message.image or message.buttons:
+        if (
+            self.answered
+            or len(text) > CALLBACK_TEXT_LIMIT
+            or message.image
+            or message.document
+            or message.buttons
+        ):
             # Too much for a toast: a private message, or the chat if the member has none.
             try:
                 return await self.send_private(self.presser, message)

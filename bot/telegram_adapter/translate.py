@@ -17,6 +17,9 @@ What becomes what (see the tests for a recorded update of each kind):
 - `message_reaction` -> one `ReactionAdded` per newly added reaction.
 - `callback_query` -> `ButtonPressed`; `poll_answer` -> `PollVote` (chat from `poll_chats`);
   `poll` (the counts of a poll the bot sent: all there is for an anonymous one) -> `PollTotals`.
+- `my_chat_member` (the bot's own membership) in a group or channel -> `BotMembershipChanged`
+  when the bot comes in (member, administrator) or goes out (left, kicked); a promotion of the
+  bot, or a member blocking it in a private chat, -> nothing.
 - group -> supergroup migration -> nothing here; `migration()` gives the adapter both ids.
 """
 
@@ -40,6 +43,7 @@ from telegram import (
 )
 
 from handlers.core.events import (
+    BotMembershipChanged,
     ButtonPressed,
     ChatKind,
     ChatRef,
@@ -165,8 +169,10 @@ def translate(
         return _poll_answer(update, poll_chats or {}, now)
     if update.poll is not None:
         return _poll_state(update, poll_chats or {}, now)
-    # edited_message / edited_channel_post (never counted twice), my_chat_member (the bot's
-    # own membership: see `admin_change`), inline queries, payments, boosts, ...: no event.
+    if update.my_chat_member is not None:
+        return _bot_membership(update.my_chat_member, me)
+    # edited_message / edited_channel_post (never counted twice), inline queries, payments,
+    # boosts, ...: no event.
     return []
 
 
@@ -322,6 +328,28 @@ def _chat_member(change: ChatMemberUpdated) -> list[Event]:
         return []
     member = change.new_chat_member.user
     return [_membership(now_in, chat_ref(change.chat), member, _utc(change.date), change.from_user)]
+
+
+def _bot_membership(change: ChatMemberUpdated, me: BotIdentity) -> list[Event]:
+    """The bot added to or removed from a group or channel (its grace period starts or ends).
+
+    In a private chat `kicked` means the member blocked the bot: no community is involved.
+    """
+    if change.chat.type == Chat.PRIVATE or change.new_chat_member.user.id != me.id:
+        return []
+    present = _is_in(change.new_chat_member)
+    if present == _is_in(change.old_chat_member):  # the bot promoted or demoted: still there
+        return []
+    at = _utc(change.date)
+    return [
+        BotMembershipChanged(
+            chat=chat_ref(change.chat),
+            actor=user_ref(change.from_user),
+            at=at,
+            key=f"bot:{'in' if present else 'out'}:{int(at.timestamp())}",
+            present=present,
+        )
+    ]
 
 
 def _reaction_name(reaction: ReactionType) -> str:

@@ -18,6 +18,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from handlers.core.errors import BadArgument
 
 MAX_ARGS_LENGTH = 4096
+# An error quotes what the member typed at most this long: a refusal must not become a way to
+# make the bot repeat a wall of text.
+MAX_SHOWN = 64
 
 # Opening quote -> closing quote; members type typographic and CJK quotes as often as ASCII.
 _QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "「": "」", "『": "』"}
@@ -31,6 +34,22 @@ class Token:
     start: int
     end: int
     quoted: bool = False
+
+
+# Characters no database column can hold: NUL (PostgreSQL refuses it in text) and lone UTF-16
+# surrogates (a crafted client's JSON can carry them; they have no UTF-8 form).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable(text: str) -> str | None:
+    """The first character of `text` that cannot be stored, as `U+XXXX`, or None."""
+    found = _UNSTORABLE.search(text)
+    return f"U+{ord(found.group()):04X}" if found else None
+
+
+def shown(text: str, limit: int = MAX_SHOWN) -> str:
+    """`text` as an error message quotes it: cut to `limit` characters, with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def tokenize(text: str) -> list[Token]:
@@ -90,11 +109,11 @@ def parse_duration(text: str) -> timedelta:
     """`90m`, `2d4h`, `1h30m`, `1w`, `3天` -> timedelta; raises BadArgument otherwise."""
     compact = text.strip().lower().replace(" ", "")
     if not compact or len(compact) > 40 or not _DURATION_WHOLE.fullmatch(compact):
-        raise BadArgument("duration", value=text)
+        raise BadArgument("duration", value=shown(text))
     seconds = 0
     for number, unit in _DURATION_PART.findall(compact):
         if unit not in _UNIT_SECONDS:
-            raise BadArgument("duration", value=text)
+            raise BadArgument("duration", value=shown(text))
         seconds += int(number) * _UNIT_SECONDS[unit]
     return timedelta(seconds=seconds)
 
@@ -135,9 +154,9 @@ def zoned(day: date, at: time, tz: ZoneInfo, original: str) -> datetime:
         in_utc = local.astimezone(UTC)
         round_trip = in_utc.astimezone(tz)
     except OverflowError:  # 9999-12-31 in a zone behind UTC, 0001-01-01 ahead of it
-        raise BadArgument("bad_date", value=original) from None
+        raise BadArgument("bad_date", value=shown(original)) from None
     if round_trip.replace(tzinfo=None) != local.replace(tzinfo=None):
-        raise BadArgument("nonexistent_time", value=original, tz=str(tz))
+        raise BadArgument("nonexistent_time", value=shown(original), tz=str(tz))
     return in_utc
 
 
@@ -146,7 +165,7 @@ def _later(now: datetime, delta: timedelta, original: str) -> datetime:
     try:
         return now + delta
     except OverflowError:
-        raise BadArgument("when", value=original) from None
+        raise BadArgument("when", value=shown(original)) from None
 
 
 def _parse_clock(text: str) -> time | None:
@@ -179,7 +198,7 @@ def parse_when(tokens: Sequence[Token], i: int, env: ParseEnv) -> tuple[datetime
             day = local_now.date() + timedelta(days=ahead)
         at = _parse_clock(tokens[i + 1].value) if i + 1 < len(tokens) else None
         if at is None:
-            raise BadArgument("when_needs_time", value=first)
+            raise BadArgument("when_needs_time", value=shown(first))
         result = zoned(day, at, env.tz, f"{first} {tokens[i + 1].value}")
         if word in _WEEKDAYS and result <= now:
             result = zoned(day + timedelta(days=7), at, env.tz, first)
@@ -195,7 +214,7 @@ def parse_when(tokens: Sequence[Token], i: int, env: ParseEnv) -> tuple[datetime
         try:
             day = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
         except ValueError:
-            raise BadArgument("bad_date", value=first) from None
+            raise BadArgument("bad_date", value=shown(first)) from None
         at = _parse_clock(tokens[i + 1].value) if i + 1 < len(tokens) else None
         if at is None:
             return zoned(day, time(0, 0), env.tz, first), 1
@@ -211,8 +230,8 @@ def parse_when(tokens: Sequence[Token], i: int, env: ParseEnv) -> tuple[datetime
             try:
                 return parsed.astimezone(UTC), 1
             except OverflowError:
-                raise BadArgument("bad_date", value=first) from None
-    raise BadArgument("when", value=first)
+                raise BadArgument("bad_date", value=shown(first)) from None
+    raise BadArgument("when", value=shown(first))
 
 
 # --- converters ----------------------------------------------------------------------------
@@ -243,7 +262,7 @@ class Integer:
     def consume(self, tokens: Sequence[Token], i: int, env: ParseEnv) -> tuple[int, int]:
         raw = tokens[i].value.strip()
         if not re.fullmatch(r"[+-]?\d{1,12}", raw):
-            raise BadArgument("integer", value=raw, label=self.label)
+            raise BadArgument("integer", value=shown(raw), label=self.label)
         value = int(raw)
         if not self.minimum <= value <= self.maximum:
             raise BadArgument(
@@ -263,7 +282,7 @@ class Duration:
         if not self.minimum <= value <= self.maximum:
             raise BadArgument(
                 "duration_range",
-                value=tokens[i].value,
+                value=shown(tokens[i].value),
                 minimum=format_duration(self.minimum),
                 maximum=format_duration(self.maximum),
             )
@@ -280,7 +299,9 @@ class When:
     def consume(self, tokens: Sequence[Token], i: int, env: ParseEnv) -> tuple[datetime, int]:
         value, used = parse_when(tokens, i, env)
         if self.future and value <= env.now:
-            raise BadArgument("in_past", value=" ".join(t.value for t in tokens[i : i + used]))
+            raise BadArgument(
+                "in_past", value=shown(" ".join(t.value for t in tokens[i : i + used]))
+            )
         return value, used
 
 
@@ -295,16 +316,19 @@ class Deadline:
     def consume(self, tokens: Sequence[Token], i: int, env: ParseEnv) -> tuple[datetime, int]:
         raw = tokens[i].value.strip()
         if _DURATION_WHOLE.fullmatch(raw):
-            value, used = env.now + parse_duration(raw), 1
+            # `9999999w` is a duration, but not a date: refused below as out of range, not
+            # an OverflowError past the year 9999.
+            delta = min(parse_duration(raw), self.maximum + timedelta(days=1))
+            value, used = _later(env.now, delta, raw), 1
         else:
             value, used = parse_when(tokens, i, env)
         given = " ".join(t.value for t in tokens[i : i + used])
         if value <= env.now:
-            raise BadArgument("in_past", value=given)
+            raise BadArgument("in_past", value=shown(given))
         if not self.minimum <= value - env.now <= self.maximum:
             raise BadArgument(
                 "duration_range",
-                value=given,
+                value=shown(given),
                 minimum=format_duration(self.minimum),
                 maximum=format_duration(self.maximum),
             )
@@ -319,7 +343,9 @@ class Choice:
     def consume(self, tokens: Sequence[Token], i: int, env: ParseEnv) -> tuple[str, int]:
         value = tokens[i].value.strip().lower()
         if value not in self.choices:
-            raise BadArgument("choice", value=tokens[i].value, choices=", ".join(self.choices))
+            raise BadArgument(
+                "choice", value=shown(tokens[i].value), choices=", ".join(self.choices)
+            )
         return value, 1
 
 
@@ -330,12 +356,12 @@ class TimeZoneName:
     def consume(self, tokens: Sequence[Token], i: int, env: ParseEnv) -> tuple[str, int]:
         raw = tokens[i].value.strip()
         if not re.fullmatch(r"[A-Za-z0-9_+\-/]{1,64}", raw) or ".." in raw:
-            raise BadArgument("timezone", value=raw)
+            raise BadArgument("timezone", value=shown(raw))
         try:
             ZoneInfo(raw)
         except (ZoneInfoNotFoundError, ValueError, OSError):
             # OSError: a folder of the zone database such as `America` (IsADirectoryError).
-            raise BadArgument("timezone", value=raw) from None
+            raise BadArgument("timezone", value=shown(raw)) from None
         return raw, 1
 
 
@@ -443,7 +469,7 @@ def _without_spans(text: str, start: int, spans: list[tuple[int, int]]) -> str:
 def _unknown_option(token: Token, options: Sequence[Option]) -> BadArgument:
     return BadArgument(
         "unknown_option",
-        value=token.value,
+        value=shown(token.value),
         known=", ".join(f"--{o.name}" for o in options),
     )
 
@@ -529,7 +555,7 @@ def parse_args(
         extra = positional[k]
         if _option_name(extra) is not None:
             raise _unknown_option(extra, options)
-        raise BadArgument("unexpected", value=extra.value)
+        raise BadArgument("unexpected", value=shown(extra.value))
     return ParsedArgs(values)
 
 

@@ -48,6 +48,9 @@ class OutgoingMessage:
     buttons: tuple[tuple[Button, ...], ...] = ()
     private: bool = False
     silent: bool = False
+    # Let `@everyone`, `@here` and role mentions in the text ping (Discord). Only for text
+    # managers wrote and explicitly allowed to ping (`/settings pings on`); never for replies.
+    mass_mentions: bool = False
 
 
 @dataclass(frozen=True, slots=True)

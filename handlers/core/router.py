@@ -16,11 +16,28 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from handlers.core.args import Option, Param, ParseEnv, parse_args, usage_line
+from handlers.core.args import (
+    MAX_ARGS_LENGTH,
+    Option,
+    Param,
+    ParseEnv,
+    parse_args,
+    shown,
+    unstorable,
+    usage_line,
+)
 from handlers.core.context import HandlerContext, Services
 from handlers.core.errors import HandlerError, PermissionDenied, UserInputError
-from handlers.core.events import ButtonPressed, ChatKind, CommandEvent, Event, Role
+from handlers.core.events import (
+    BotMembershipChanged,
+    ButtonPressed,
+    ChatKind,
+    CommandEvent,
+    Event,
+    Role,
+)
 from handlers.core.gateway import ChatGateway, PrivateMessageUnavailable
+from handlers.core.limits import RateLimiter, Verdict, limit_settings
 from handlers.core.outgoing import OutgoingMessage
 from handlers.core.recording import activity_record
 from storage.communities import ensure_community
@@ -33,6 +50,14 @@ Handler = Callable[[Any, HandlerContext], Awaitable[Reply]]
 Prefilter = Callable[[Any], bool]
 
 MAX_COMMAND_NAME = 32
+# A manager found exempt from rate limits is not asked about again for this long.
+MANAGER_MEMO_SECONDS = 300.0
+# Memos (community locales, exempt managers) are dropped wholesale beyond this size: they only
+# save work, never decide anything.
+MAX_MEMO = 10_000
+# Error values that quote what the member typed, by the templates' convention: shortened (see
+# `shown`) whichever feature raised the error, so no refusal repeats a wall of text.
+ECHOED_VALUES = ("value", "given", "part")
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +186,12 @@ class Dispatcher:
     commands: dict[str, CommandSpec] = field(default_factory=dict)
     handlers: list[EventHandlerSpec] = field(default_factory=list)
     specs: list[CommandSpec] = field(default_factory=list)
+    # Rate limits, built from `services.features["limits"]` when the app wired that section.
+    _limiter: RateLimiter | None = field(default=None, repr=False)
+    # What units of work learned, for answers given without one: (platform, community) ->
+    # locale, and (platform, community, user) -> until when that member is a known manager.
+    _locales: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    _managers: dict[tuple[str, str, str], float] = field(default_factory=dict, repr=False)
 
     def include(self, router: Router) -> None:
         for spec in router.commands:
@@ -199,11 +230,16 @@ class Dispatcher:
         record = activity_record(event)
         if record is not None:
             await self.services.activity.record(record)
-        if event.actor.is_bot:
+        if event.actor.is_bot and not isinstance(event, BotMembershipChanged):
+            # (The bot being added or removed may be told with the bot itself as the actor.)
             return []
         try:
             if isinstance(event, CommandEvent):
                 return await self._command(event, gateway)
+            if isinstance(event, ButtonPressed):
+                refused = await self._over_limit(event, gateway)
+                if refused is not None:
+                    return refused
             return await self._event(event, gateway)
         except Exception:
             # Last line of defence: a failure outside any handler must not stop the bot.
@@ -217,7 +253,68 @@ class Dispatcher:
         if found.spec is None and found.group is None and not (event.addressed or found.suggestion):
             # In a group, `/something` may be another bot's command: stay quiet.
             return []
+        refused = await self._over_limit(event, gateway)
+        if refused is not None:
+            return refused
         return await self._run(event, gateway, found)
+
+    def limiter(self) -> RateLimiter | None:
+        """The rate limiter for the configured `[limits]`, or None when there are none."""
+        settings = limit_settings(self.services.features)
+        if settings is None or not settings.enabled:
+            return None
+        if self._limiter is None or self._limiter.settings is not settings:
+            clock = self.services.clock
+            self._limiter = RateLimiter(settings, clock=lambda: clock.now().timestamp())
+        return self._limiter
+
+    async def _over_limit(self, event: Event, gateway: ChatGateway) -> list[OutgoingMessage] | None:
+        """None when the event may go on; else what was sent instead (one polite answer per
+        stretch of refusals, then nothing). Runs before any unit of work."""
+        limiter = self.limiter()
+        if limiter is None:
+            return None
+        member = (event.chat.platform.value, event.chat.community_id, event.actor.user_id)
+        if self._managers.get(member, float("-inf")) > limiter.clock():
+            return None
+        verdict, wait = limiter.check(event)
+        if verdict is Verdict.ALLOW:
+            return None
+        if verdict is Verdict.SILENT:
+            # The first refusal of this stretch asked the platform already: not a manager.
+            return []
+        if await self._exempt(event, gateway, member, limiter):
+            return None
+        log.info("rate limit: %s in chat %s slowed down for %ds", member[2], member[1], wait)
+        locale = self._locales.get(member[:2], self.services.defaults.locale)
+        try:
+            answer = self.services.renderer.message("limits/slow_down.j2", locale, seconds=wait)
+        except Exception:
+            log.exception("the rate-limit answer could not be rendered")
+            return []
+        return await self._send(event, gateway, [self._only_for_actor(answer, gateway)])
+
+    async def _exempt(
+        self,
+        event: Event,
+        gateway: ChatGateway,
+        member: tuple[str, str, str],
+        limiter: RateLimiter,
+    ) -> bool:
+        """Whether a member a bucket refused is a manager (asked only then: it may cost I/O)."""
+        if event.chat.kind is ChatKind.PRIVATE:
+            return False
+        try:
+            role = await gateway.role_of(event.chat, event.actor)
+        except Exception:
+            log.warning("rank of %s unknown; rate limits apply", member[2], exc_info=True)
+            return False
+        if role < Role.MANAGER:
+            return False
+        if len(self._managers) >= MAX_MEMO:
+            self._managers.clear()
+        self._managers[member] = limiter.clock() + MANAGER_MEMO_SECONDS
+        return True
 
     async def _event(self, event: Event, gateway: ChatGateway) -> list[OutgoingMessage]:
         sent: list[OutgoingMessage] = []
@@ -273,6 +370,7 @@ class Dispatcher:
                     now=services.clock.now(),
                 )
                 locale = community.locale
+                self._remember_locale(event, locale)
                 ctx = HandlerContext(
                     event=event,
                     community=community,
@@ -306,6 +404,13 @@ class Dispatcher:
                 log.exception("follow-up of event %s failed", event.key)
         return sent
 
+    def _remember_locale(self, event: Event, locale: str) -> None:
+        key = (event.chat.platform.value, event.chat.community_id)
+        if self._locales.get(key) != locale:
+            if len(self._locales) >= MAX_MEMO:
+                self._locales.clear()
+            self._locales[key] = locale
+
     async def _call(
         self,
         ctx: HandlerContext,
@@ -319,6 +424,15 @@ class Dispatcher:
         if spec is not None:
             await self._authorize(ctx, spec)
             assert found is not None
+            if len(found.args) > MAX_ARGS_LENGTH:
+                # Refused before parsing: no converter ever sees a megabyte of input.
+                raise UserInputError(
+                    "limits/too_long.j2", length=len(found.args), limit=MAX_ARGS_LENGTH
+                )
+            bad = unstorable(found.args)
+            if bad is not None:
+                # Refused, not stripped: the member sees exactly what was wrong.
+                raise UserInputError("limits/bad_character.j2", character=bad)
             ctx.args = parse_args(
                 found.args,
                 spec.params,
@@ -343,7 +457,7 @@ class Dispatcher:
             return ctx.render(
                 "errors/subcommand.j2",
                 group=found.group,
-                given=found.args.strip().partition(" ")[0],
+                given=shown(found.args.strip().partition(" ")[0]),
                 commands=self.subcommands(found.group),
             )
         assert isinstance(ctx.event, CommandEvent)
@@ -365,6 +479,9 @@ class Dispatcher:
         ctx: HandlerContext | None = None,
     ) -> OutgoingMessage:
         values = dict(exc.values)
+        for key in ECHOED_VALUES:
+            if isinstance(values.get(key), str):
+                values[key] = shown(values[key])
         values.setdefault("command", spec.name if spec else "")
         values.setdefault("usage", spec.usage if spec else "")
         if ctx is not None:

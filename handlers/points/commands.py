@@ -26,6 +26,7 @@ from handlers.points.rules import RULE_NAMES, PointsRules, bounds, points_rules
 from storage import points as ledger
 from storage.models import PointsEntry
 from storage.points import Award, PointsReason
+from storage.privacy import is_opted_out
 
 router = Router("points")
 
@@ -117,7 +118,11 @@ async def show_leaderboard(event: CommandEvent, ctx: HandlerContext) -> Outgoing
     since = period_start(period, ctx.now(), ctx.tz)
     top = await ledger.leaderboard(ctx.session, ctx.community.id, since=since, limit=TOP)
     me = None
-    if event.actor.user_id not in {s.user_id for s in top}:
+    # Members who opted out are left off the board; the caller is told why they're missing.
+    hidden = await is_opted_out(
+        ctx.session, ctx.community.id, ctx.community.platform, event.actor.user_id
+    )
+    if not hidden and event.actor.user_id not in {s.user_id for s in top}:
         me = await ledger.place_of(ctx.session, ctx.community.id, event.actor.user_id, since=since)
     return ctx.render(
         "points/leaderboard.j2",
@@ -126,6 +131,7 @@ async def show_leaderboard(event: CommandEvent, ctx: HandlerContext) -> Outgoing
         rows=top,
         me=me,
         actor_id=event.actor.user_id,
+        opted_out=hidden,
     )
 
 

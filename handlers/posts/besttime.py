@@ -1,8 +1,11 @@
 """Best time to post: an hour-of-week heat map of a community's measured activity.
 
-`/post besttime` reads messages and active members per UTC hour over the last 28 days
-(`storage.metrics.hourly_activity`) and folds them onto the community's local week: 7
-weekdays × 24 local hours. Each cell holds averages per occurrence of that local hour in the
+`/post besttime` reads activity per hour over the last 28 days and folds it onto the
+community's local week: 7 weekdays × 24 local hours. Two sources give the same fold:
+`load_heatmap` reads the hourly rollup (`community_hours`, local days and hours, messages
+only: the rollup keeps no distinct members per hour, so its slots rank by messages), and
+`build_heatmap` over `storage.metrics.hourly_activity` reads raw events (messages and active
+members per UTC hour). Each cell holds averages per occurrence of that local hour in the
 window ("per week"), so an hour that occurred five times (a DST fall-back doubles one local
 hour) is not favoured over one that occurred four times.
 
@@ -24,11 +27,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from storage.metrics import HourBucket
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.metrics import HourBucket, LocalHour, local_hours
 
 HOUR = timedelta(hours=1)
 WEEK = timedelta(days=7)
@@ -68,6 +73,8 @@ class HeatMap:
     weeks: float  # how many weeks of data the window really held
     total_messages: int
     active_days: int = 0  # local days with at least one message
+    # False when built from the hourly rollup: slots then hold no member counts (zeros).
+    counts_members: bool = True
 
     @property
     def enough_data(self) -> bool:
@@ -190,3 +197,45 @@ def build_heatmap(
     )
     weeks = max(end - start, timedelta(0)) / WEEK
     return HeatMap(cells, weeks, total, len(days))
+
+
+def rollup_buckets(rows: Iterable[LocalHour], tz: ZoneInfo) -> list[HourBucket]:
+    """Hourly rollup rows (local day and hour) as buckets at the UTC instant each local hour
+    starts, without member counts.
+
+    A local hour a DST change repeats is one rollup row: its bucket stands at the first of
+    the two, and `build_heatmap` still averages it over both occurrences, as it would the
+    two raw buckets. In a zone with a non-whole-hour offset a bucket starts at :30 UTC and
+    folds onto its own local hour.
+    """
+    buckets = []
+    for row in rows:
+        start = datetime(row.day.year, row.day.month, row.day.day, row.hour, tzinfo=tz)
+        buckets.append(HourBucket(start.astimezone(UTC), row.messages, 0))
+    return buckets
+
+
+async def load_heatmap(
+    session: AsyncSession,
+    community_id: int,
+    tz: ZoneInfo,
+    *,
+    since: datetime,
+    until: datetime,
+    first_seen: datetime | None = None,
+) -> HeatMap:
+    """The heat map of `[since, until)` from the hourly rollup (never raw events).
+
+    Slots rank by messages (`counts_members` is False): the rollup counts messages, not
+    distinct members, per hour.
+    """
+    rows = await local_hours(
+        session,
+        community_id,
+        since.astimezone(tz).date(),
+        until.astimezone(tz).date(),
+    )
+    heat = build_heatmap(
+        rollup_buckets(rows, tz), tz, since=since, until=until, first_seen=first_seen
+    )
+    return replace(heat, counts_members=False)

@@ -16,13 +16,12 @@ from handlers.core.markup import Safe
 from handlers.core.outgoing import OutgoingMessage
 from handlers.core.router import Router
 from handlers.posts import delivery
-from handlers.posts.besttime import build_heatmap
+from handlers.posts.besttime import load_heatmap
 from handlers.posts.policy import PostPolicy
 from handlers.posts.schedule import Misfire, Schedule, ScheduleArg
 from handlers.posts.text import PostTextError
 from storage import occurrences
 from storage import posts as store
-from storage.metrics import hourly_activity
 from storage.models import Chat, ScheduledPost
 
 router = Router("posts")
@@ -437,10 +436,14 @@ async def besttime(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
     """The best hours to post here, from the last 28 days of activity."""
     until = ctx.now()
     since = until - BESTTIME_WINDOW
-    buckets = await hourly_activity(ctx.session, ctx.community.id, since=since, until=until)
     # A young community is averaged over the weeks it has existed, not over four.
-    heat = build_heatmap(
-        buckets, ctx.tz, since=since, until=until, first_seen=ctx.community.created_at
+    heat = await load_heatmap(
+        ctx.session,
+        ctx.community.id,
+        ctx.tz,
+        since=since,
+        until=until,
+        first_seen=ctx.community.created_at,
     )
     return ctx.render(
         "posts/besttime.j2",

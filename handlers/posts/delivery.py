@@ -308,7 +308,8 @@ async def deliver(services: Services, post_id: int, occurrence_id: int, *, attem
                 at=services.clock.now(),
                 limit=gateway.capabilities.max_text_length,
             )
-        await gateway.send(chat, OutgoingMessage(text))
+        pings = PostPolicy.of(community.settings).pings
+        await gateway.send(chat, OutgoingMessage(text, mass_mentions=pings))
     except (PostTextError, ComplianceRefused) as exc:
         await _give_up(services, post, community, occurrence_id, exc)  # retrying can't help
         return False

@@ -17,6 +17,7 @@ QUIET_HOURS = "quiet_hours"
 APPROVAL = "post_approval"
 GRACE_MINUTES = "post_grace_minutes"
 WORDS = "compliance_words"
+PINGS = "post_pings"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,8 @@ class PostPolicy:
     approval: bool = False
     grace: timedelta = DEFAULT_GRACE
     words: WordList = field(default_factory=WordList)
+    # Managers chose to let scheduled posts ping @everyone, @here and roles (Discord).
+    pings: bool = False
 
     @classmethod
     def of(cls, settings: dict[str, Any] | None) -> PostPolicy:
@@ -41,4 +44,5 @@ class PostPolicy:
             approval=settings.get(APPROVAL) is True,
             grace=grace,
             words=WordList.from_json(settings.get(WORDS)),
+            pings=settings.get(PINGS) is True,
         )

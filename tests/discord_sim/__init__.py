@@ -13,6 +13,7 @@ from tests.discord_sim.harness import (  # noqa: E402
     MEMBERS,
     DiscordSim,
     button_ids,
+    shown,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "MEMBERS",
     "DiscordSim",
     "button_ids",
+    "shown",
 ]

@@ -45,6 +45,8 @@ Reading what the bot did:
   ``.deferred``, ``.ephemeral``, ``.response`` (a ``ResponseMessage`` with ``.content``,
   ``.embeds``, ``.components`` (raw dicts), ``.attachments``, ``.ephemeral``,
   ``.message``), ``.followups``, ``.modal``.
+* ``shown(message)`` is the text a member reads: content plus embed titles and text (the
+  bot sends reports and announcements as embeds).
 * ``bot_messages(channel)`` / ``last_bot_message(channel)`` return real ``discord.Message``
   objects (``.content``, ``.embeds``, ``.components``, ``.attachments``, ``.poll``,
   ``.flags.ephemeral``, ``.mention_everyone``…). They include ephemeral messages unless
@@ -292,6 +294,39 @@ class DiscordSim:
         self.members.pop(actor.name, None)
         await self._env.settle()
 
+    async def add_bot_to_guild(self, name: str) -> GuildHandle:
+        """The bot is invited to another guild: discord.py dispatches ``on_guild_join``.
+
+        Workaround (SimCord 3.2.1): its GUILD_CREATE always says ``"unavailable": false``,
+        which discord.py reads as a known guild coming back (``on_guild_available``).
+        Discord leaves the field out when the bot joins a new guild, so it is left out here.
+        """
+        env = self._env
+        backend = env.backend
+        emit = backend.emit
+
+        def as_a_join(event: str, payload: Any) -> None:
+            if event == "GUILD_CREATE":
+                payload = {k: v for k, v in payload.items() if k != "unavailable"}
+            emit(event, payload)
+
+        backend.emit = as_a_join
+        try:
+            guild = env.create_guild(name)
+        finally:
+            backend.emit = emit
+        await env.settle()
+        return guild
+
+    async def remove_bot_from_guild(self, guild: GuildHandle) -> None:
+        """The bot is kicked from ``guild`` (GUILD_DELETE: ``on_guild_remove``).
+
+        SimCord has no public verb for a kick; its backend drops the guild and emits the
+        GUILD_DELETE a real removal sends."""
+        env = self._env
+        env.backend.remove_guild(guild.id)
+        await env.settle()
+
     async def react(self, member: MemberRef, message: MessageRef, emoji: str) -> None:
         await self.member(member).react(message, emoji)
 
@@ -337,6 +372,16 @@ class DiscordSim:
         if not messages:
             raise AssertionError(f"the bot sent nothing in #{self.channel(channel).name}")
         return messages[-1]
+
+
+def shown(message: MessageRef) -> str:
+    """What a member reads in a message: its content, then each embed's title and text
+    (reports and announcements are embeds; see bot/discord_adapter/embeds.py)."""
+    parts = [message.content] if message.content else []
+    for embed in message.embeds:
+        parts += [p for p in (embed.title, embed.description) if p]
+        parts += [f"{field.name}\n{field.value}" for field in embed.fields]
+    return "\n".join(parts)
 
 
 def button_ids(message: MessageRef) -> list[str]:
@@ -388,4 +433,5 @@ __all__ = [
     "DiscordSim",
     "button_ids",
     "discord_sim",
+    "shown",
 ]

@@ -1,4 +1,4 @@
-"""analytics: hourly rollups, member counts, alerts
+"""analytics: hourly rollups, member counts, alerts, member indexes
 
 Revision ID: 0007
 Revises: 0006
@@ -61,9 +61,18 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("community_days", schema=None) as batch_op:
         batch_op.add_column(sa.Column("member_count", sa.Integer(), nullable=True))
+    # Deleting a member (`/forgetme`, retention) finds their rows without a table scan.
+    with op.batch_alter_table("activity_events", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_activity_events_member_id"), ["member_id"])
+    with op.batch_alter_table("member_days", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_member_days_member_id"), ["member_id"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("member_days", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_member_days_member_id"))
+    with op.batch_alter_table("activity_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_activity_events_member_id"))
     with op.batch_alter_table("community_days", schema=None) as batch_op:
         batch_op.drop_column("member_count")
     with op.batch_alter_table("alerts", schema=None) as batch_op:
