@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import partial
 
-from handlers.analytics import summary
+from handlers.analytics import links, summary
 from handlers.core.args import Param, ParseEnv, Token
 from handlers.core.context import HandlerContext, Services
 from handlers.core.errors import UserInputError
@@ -114,3 +114,9 @@ async def daily(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
 async def weekly(event: CommandEvent, ctx: HandlerContext) -> OutgoingMessage:
     """The weekly digest: the 7 days ending yesterday (or the day given)."""
     return await _summary(ctx, summary.Kind.WEEKLY)
+
+
+# Linked communities (`handlers.analytics.links`): registered here so the analytics router
+# that bot/app.py already includes carries them.
+router.command("link", params=links.LINK_PARAMS, min_role=Role.MANAGER)(links.link)
+router.command("unlink", min_role=Role.MANAGER)(links.unlink)

@@ -28,6 +28,7 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.analytics import links
 from handlers.analytics.metrics import (
     CommunityMetrics,
     SeriesPoint,
@@ -69,6 +70,8 @@ class SummaryData:
     # Lines from other features; None when the feature isn't installed (or failed).
     segments: tuple[Safe, ...] | None = None
     anomalies: tuple[Safe, ...] | None = None
+    # Both sides summed when the community is linked with one on another platform.
+    combined: links.Combined | None = None
 
 
 def main_chat(community: Community) -> ChatRef:
@@ -153,7 +156,27 @@ async def gather(
         block: await _contributed(module, session, community, day)
         for block, module in CONTRIBUTORS.items()
     }
-    return SummaryData(kind, metrics, series, tuple(unanswered), **extras)
+    combined = await _combined(session, community, metrics, kind=kind, day=day, now=now)
+    return SummaryData(kind, metrics, series, tuple(unanswered), **extras, combined=combined)
+
+
+async def _combined(
+    session: AsyncSession,
+    community: Community,
+    metrics: CommunityMetrics,
+    *,
+    kind: Kind,
+    day: date,
+    now: datetime,
+) -> links.Combined | None:
+    """The linked communities' combined figures; a failure leaves only the block out."""
+    try:
+        return await links.combined(
+            session, community, metrics, weekly=kind is Kind.WEEKLY, day=day, now=now
+        )
+    except Exception:
+        log.exception("community %s: combined figures failed; summary goes on", community.id)
+        return None
 
 
 def sparkline(values: Sequence[int]) -> str:
