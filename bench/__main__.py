@@ -19,10 +19,13 @@ from typing import Any
 
 import sqlalchemy
 
+import handlers.analytics.metrics
+import handlers.analytics.summary
 import handlers.core.recording
 import handlers.core.router
 import handlers.giveaways.draw
 import storage.activity
+import storage.analytics
 from bench import (
     MIN_REPS,
     BenchResult,
@@ -33,6 +36,7 @@ from bench import (
     postgres_problem,
     postgres_url,
     progress,
+    summary,
 )
 
 DEFAULT_JSON = Path(__file__).parent / "results" / "latest.json"
@@ -42,7 +46,10 @@ Benchmark = Callable[[Target, Any, str, int], Awaitable[BenchResult]]
 BENCHMARKS: dict[str, tuple[Benchmark, Any, Any]] = {
     ingest.NAME: (ingest.run, ingest.QUICK, ingest.FULL),
     draw.NAME: (draw.run, draw.QUICK, draw.FULL),
+    summary.NAME: (summary.run, summary.QUICK, summary.FULL),
 }
+# Benchmarks whose table is not events per second (the summary reports milliseconds).
+FORMATTERS: dict[str, Callable[[BenchResult], str]] = {summary.NAME: summary.format_table}
 # Benchmarks that touch no database run once per invocation, whatever `--db` says.
 DATABASE_FREE = frozenset({draw.NAME})
 
@@ -85,6 +92,9 @@ def code_fingerprint() -> dict[str, str]:
         handlers.core.router,
         handlers.core.recording,
         handlers.giveaways.draw,
+        storage.analytics,
+        handlers.analytics.metrics,
+        handlers.analytics.summary,
     )
     return {
         m.__name__: hashlib.sha256(Path(str(m.__file__)).read_bytes()).hexdigest()[:12]
@@ -148,7 +158,7 @@ async def _run_one(args: argparse.Namespace, name: str, target: Target, mode: st
     """One benchmark on one target, its table printed as soon as it is done."""
     run, quick, full = BENCHMARKS[name]
     result = await run(target, workload_for(args, quick, full), mode, args.reps)
-    print(f"\n{format_table(result)}\n", flush=True)
+    print(f"\n{FORMATTERS.get(name, format_table)(result)}\n", flush=True)
     return result
 
 

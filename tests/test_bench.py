@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bench import __main__ as bench_main
-from bench import draw, ingest
+from bench import draw, ingest, summary
 
 SMALLEST = ["--quick", "--events", "60", "--db", "sqlite", "--only", "ingest"]
 
@@ -69,7 +69,7 @@ def test_expected_counts_match_the_workload() -> None:
 
 
 def test_every_benchmark_is_registered() -> None:
-    assert set(bench_main.BENCHMARKS) == {ingest.NAME, draw.NAME}
+    assert set(bench_main.BENCHMARKS) == {ingest.NAME, draw.NAME, summary.NAME}
     assert set(bench_main.DATABASE_FREE) == {draw.NAME}
 
 
@@ -118,3 +118,46 @@ def test_draw_baseline_subset_gets_its_own_reference() -> None:
     assert len(everyone) == 400 and want_all == draw.naive(load.seed, everyone, load.winners)
     _, heavy, _ = p.work[draw.WEIGHTED]
     assert [e.weight for e in heavy[:11]] == [3, *[1] * 9, 3]
+
+
+def test_summary_runs_and_every_variant_agrees_with_the_generated_state(tmp_path, capsys) -> None:
+    """A tiny community: metrics, the full reply (chart included) and the raw-event baseline
+    all verified against the numbers the generator counted; times in milliseconds."""
+    out = tmp_path / "results.json"
+    argv = ["--quick", "--events", "500", "--only", "summary", "--db", "sqlite"]
+
+    assert bench_main.main([*argv, "--workdir", str(tmp_path / "db"), "--json", str(out)]) == 0
+
+    printed = capsys.readouterr().out
+    assert "summary · sqlite · quick" in printed and "median ms" in printed
+    (result,) = json.loads(out.read_text())["results"]
+    assert (result["benchmark"], result["db"], result["skipped"]) == ("summary", "sqlite", None)
+    assert result["workload"]["N"] == 500
+    variants = {v["name"]: v for v in result["variants"]}
+    assert set(variants) == set(summary.VARIANTS)
+    for v in variants.values():
+        assert v["verified"], v["error"]
+        assert len(v["seconds"]) == 3 and all(s > 0 for s in v["seconds"])
+    assert variants[summary.NAIVE]["baseline"]
+    assert variants[summary.NAIVE]["ratio_vs_baseline"] == 1.0
+    assert variants[summary.REPLY]["extra"]["png_bytes"] > 0
+    assert variants[summary.METRICS]["extra"]["rows"]["activity_events"] == 500
+    assert not list((tmp_path / "db").iterdir()), "the database is removed after the run"
+
+
+def test_summary_state_is_consistent_and_deterministic() -> None:
+    """The rollups the generator writes agree with its raw events, run after run."""
+    load = summary.Workload(events=3000, members=300, baseline_events=3000, days=40)
+    first, second = summary.generate(load), summary.generate(load)
+    assert summary.expected(first) == summary.expected(second)
+    messages = sum(row[1] for row in first.days_rows)
+    reactions = sum(row[5] for row in first.days_rows)
+    assert messages + reactions == 3000 and 0 < reactions < messages
+    assert sum(r[2] for r in first.hours_rows) == messages
+    assert first.md_msgs is not None and int(first.md_msgs.sum()) == messages
+    want = summary.expected(first)
+    assert want.dau <= want.wau <= want.mau <= load.members
+    # The opted-out member and the bot are among the busiest but never listed.
+    listed = {user_id for user_id, _ in want.top}
+    assert summary._user_id(summary.OPTED_OUT_RANK) not in listed
+    assert summary._user_id(summary.BOT_RANK) not in listed
