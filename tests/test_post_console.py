@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from bot.app import CommopsApp
 from bot.config import load_config
 from tests.fakes import FakeClock
@@ -21,6 +23,10 @@ SCRIPT = """\
 /post add every day 09:00 Good morning, it is {{ weekday }} {{ date }}.
 /post list
 """
+
+
+# The console saves images (the daily summary's chart) in the working directory.
+pytestmark = pytest.mark.usefixtures("cli_sandbox")
 
 
 async def _app(tmp_path: Path, clock: FakeClock, script: str, out: list[str]) -> CommopsApp:

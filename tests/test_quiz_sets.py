@@ -307,6 +307,7 @@ alice: hello
 """
 
 
+@pytest.mark.usefixtures("cli_sandbox")  # the console saves images in the working directory
 async def test_console_game_with_a_one_line_set(tmp_path: Path):
     clock = FakeClock(datetime(2030, 3, 4, 8, 0, tzinfo=UTC))
     (tmp_path / "chat.txt").write_text(CONSOLE_SCRIPT, encoding="utf-8")
