@@ -11,7 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
+from sqlalchemy import event, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import (
@@ -23,6 +23,20 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import StaticPool
 
 log = logging.getLogger(__name__)
+
+
+async def transition(
+    session: AsyncSession, table: Any, row_id: int, *conditions: Any, **values: Any
+) -> bool:
+    """Update row `row_id` of `table` with `values` only while `conditions` hold; True for the
+    one caller that did it. Exactly-once state changes (a draw, a close) all claim this way."""
+    changed = await session.execute(
+        update(table)
+        .where(table.c.id == row_id, *conditions)
+        .values(**values)
+        .returning(table.c.id)
+    )
+    return changed.scalar_one_or_none() is not None
 
 
 def dialect_insert(session: AsyncSession) -> Any:

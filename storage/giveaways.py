@@ -14,7 +14,7 @@ from enum import StrEnum
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import dialect_insert
+from storage.db import dialect_insert, transition
 from storage.models import Giveaway, GiveawayEntry, GiveawayWinner
 from storage.privacy import opted_out
 
@@ -118,18 +118,13 @@ async def claim_draw(
     session: AsyncSession, giveaway_id: int, *, now: datetime, early: bool = False
 ) -> bool:
     """Move an open giveaway to drawn; True for exactly one caller. Entries stop here."""
-    conditions = [GIVEAWAYS.c.id == giveaway_id, GIVEAWAYS.c.status == GiveawayStatus.OPEN.value]
+    conditions = [GIVEAWAYS.c.status == GiveawayStatus.OPEN.value]
     if not early:
         conditions.append(GIVEAWAYS.c.ends_at <= now)
-    won = (
-        await session.execute(
-            update(GIVEAWAYS)
-            .where(*conditions)
-            .values(status=GiveawayStatus.DRAWN.value, drawn_at=now)
-            .returning(GIVEAWAYS.c.id)
-        )
-    ).scalar_one_or_none()
-    return won is not None
+    return await transition(
+        session, GIVEAWAYS, giveaway_id, *conditions,
+        status=GiveawayStatus.DRAWN.value, drawn_at=now,
+    )  # fmt: skip
 
 
 async def cancel(session: AsyncSession, giveaway_id: int) -> bool:

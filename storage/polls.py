@@ -19,7 +19,7 @@ from enum import StrEnum
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import dialect_insert
+from storage.db import dialect_insert, transition
 from storage.models import Community, Poll, PollVote
 
 POLLS = Poll.__table__
@@ -163,18 +163,13 @@ async def claim_close(
 
     Without `early` only a poll whose close time has come is closed (the timer's claim).
     """
-    conditions = [POLLS.c.id == poll_id, POLLS.c.status == PollStatus.OPEN.value]
+    conditions = [POLLS.c.status == PollStatus.OPEN.value]
     if not early:
         conditions += [POLLS.c.closes_at.is_not(None), POLLS.c.closes_at <= now]
-    won = (
-        await session.execute(
-            update(POLLS)
-            .where(*conditions)
-            .values(status=PollStatus.CLOSED.value, closed_at=now, closed_by=by)
-            .returning(POLLS.c.id)
-        )
-    ).scalar_one_or_none()
-    return won is not None
+    return await transition(
+        session, POLLS, poll_id, *conditions,
+        status=PollStatus.CLOSED.value, closed_at=now, closed_by=by,
+    )  # fmt: skip
 
 
 async def take_result_lease(

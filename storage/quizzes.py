@@ -17,7 +17,7 @@ from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import occurrences
-from storage.db import dialect_insert
+from storage.db import dialect_insert, transition
 from storage.models import Occurrence, Quiz, QuizAnswer, QuizSet
 from storage.points import Award, PointsReason, award
 from storage.privacy import opted_out
@@ -153,18 +153,12 @@ async def claim_close(
     session: AsyncSession, quiz_id: int, *, now: datetime, early: bool = False
 ) -> bool:
     """Move an open quiz to closed; True for exactly one caller. Answers stop here."""
-    conditions = [QUIZZES.c.id == quiz_id, QUIZZES.c.status == QuizStatus.OPEN.value]
+    conditions = [QUIZZES.c.status == QuizStatus.OPEN.value]
     if not early:
         conditions.append(QUIZZES.c.closes_at <= now)
-    won = (
-        await session.execute(
-            update(QUIZZES)
-            .where(*conditions)
-            .values(status=QuizStatus.CLOSED.value, closed_at=now)
-            .returning(QUIZZES.c.id)
-        )
-    ).scalar_one_or_none()
-    return won is not None
+    return await transition(
+        session, QUIZZES, quiz_id, *conditions, status=QuizStatus.CLOSED.value, closed_at=now
+    )
 
 
 async def reward(session: AsyncSession, quiz: Quiz, *, now: datetime) -> int:

@@ -42,7 +42,8 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def unstorable(text: str) -> str | None:
-    """The first character of `text` that cannot be stored, as `U+XXXX`, or None."""
+    """The first character of `text` that cannot be stored, as a code point like `U+0000`,
+    or None."""
     found = _UNSTORABLE.search(text)
     return f"U+{ord(found.group()):04X}" if found else None
 
