@@ -111,6 +111,9 @@ class State:
     md_reacts: np.ndarray | None = None
     md_replies: np.ndarray | None = None
     md_chars: np.ndarray | None = None
+    # memberships: first and latest day index with a message, -1 = never
+    first_post: np.ndarray | None = None
+    last_post: np.ndarray | None = None
 
     def date_of(self, index: int) -> date:
         return self.first_day + timedelta(days=int(index))
@@ -196,6 +199,13 @@ def _rollups(s: State) -> None:
     s.md_reacts = np.bincount(inv, weights=s.reaction).astype(np.int64)
     s.md_replies = np.bincount(inv, weights=s.reply).astype(np.int64)
     s.md_chars = np.bincount(inv, weights=s.length * msg).astype(np.int64)
+    posted = uniq[s.md_msgs > 0]  # sorted by (day, rank)
+    s.first_post = np.full(m, -1, dtype=np.int64)
+    s.last_post = np.full(m, -1, dtype=np.int64)
+    ranks, idx = np.unique(posted % m, return_index=True)
+    s.first_post[ranks] = posted[idx] // m
+    ranks, idx = np.unique((posted % m)[::-1], return_index=True)
+    s.last_post[ranks] = posted[::-1][idx] // m
     active = np.bincount((uniq // m)[s.md_msgs > 0], minlength=d)
     messages = np.bincount(s.day[msg], minlength=d)
     replies = np.bincount(s.day[s.reply], minlength=d)
@@ -361,11 +371,15 @@ def _rows(s: State, table: str, sqlite: bool) -> Iterator[list[tuple[Any, ...]]]
                 stamp(np.maximum(s.joined[lo:hi], 0)),
                 stamp(np.maximum(s.left[lo:hi], 0)),
             )
+            assert s.first_post is not None and s.last_post is not None
+            first_post, last_post = s.first_post[lo:hi].tolist(), s.last_post[lo:hi].tolist()
             yield [
                 (1, r + 1, first[r - lo], last[r - lo],
                  joined[r - lo] if s.joined[r] >= 0 else None,
                  left[r - lo] if s.left[r] >= 0 else None,
-                 opted if r == OPTED_OUT_RANK else None)
+                 opted if r == OPTED_OUT_RANK else None,
+                 day_value[first_post[r - lo]] if first_post[r - lo] >= 0 else None,
+                 day_value[last_post[r - lo]] if last_post[r - lo] >= 0 else None)
                 for r in range(lo, hi)
             ]  # fmt: skip
     elif table == "activity_events":
@@ -407,7 +421,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "members": ("id", "platform", "external_id", "display_name", "username", "is_bot",
                 "first_seen_at"),
     "memberships": ("community_id", "member_id", "first_seen_at", "last_seen_at", "joined_at",
-                    "left_at", "opted_out_at"),
+                    "left_at", "opted_out_at", "first_posted_on", "last_posted_on"),
     "activity_events": ("id", "community_id", "chat_id", "member_id", "kind", "content",
                         "length", "is_reply", "occurred_at", "event_key"),
     "community_days": ("community_id", "day", "messages", "active_members", "joins", "leaves",

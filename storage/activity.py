@@ -157,7 +157,8 @@ def _later(new: Any, old: Any) -> Any:
 
 
 def _earlier(new: Any, old: Any) -> Any:
-    return case((new < old, new), else_=old)
+    """SQL for "the earlier of two nullable values"."""
+    return case((new.is_(None), old), (old.is_(None), new), (new < old, new), else_=old)
 
 
 async def _community_ids(
@@ -386,7 +387,14 @@ async def write_batch(
         cday = community_days.setdefault((community_id, day), _CommunityDelta())
         ms = memberships.setdefault(
             (community_id, member_id),
-            {"first": rec.at, "last": rec.at, "joined": None, "left": None},
+            {
+                "first": rec.at,
+                "last": rec.at,
+                "joined": None,
+                "left": None,
+                "first_post": None,
+                "last_post": None,
+            },
         )
         ms["first"] = min(ms["first"], rec.at)
         ms["last"] = max(ms["last"], rec.at)
@@ -395,6 +403,8 @@ async def write_batch(
             hourly = community_hours.setdefault((community_id, day, local.hour), [0, 0])
             hourly[0 if rec.kind is ActivityKind.MESSAGE else 1] += 1
             if rec.kind is ActivityKind.MESSAGE:
+                ms["first_post"] = min(ms["first_post"] or day, day)
+                ms["last_post"] = max(ms["last_post"] or day, day)
                 mday.messages += 1
                 mday.characters += max(0, rec.length)
                 cday.messages += 1
@@ -477,6 +487,8 @@ async def write_batch(
                 "last_seen_at": _later(ex.last_seen_at, t.c.last_seen_at),
                 "joined_at": _later(ex.joined_at, t.c.joined_at),
                 "left_at": _later(ex.left_at, t.c.left_at),
+                "first_posted_on": _earlier(ex.first_posted_on, t.c.first_posted_on),
+                "last_posted_on": _later(ex.last_posted_on, t.c.last_posted_on),
             },
         )
         params = [
@@ -487,6 +499,8 @@ async def write_batch(
                 "last_seen_at": m["last"],
                 "joined_at": m["joined"],
                 "left_at": m["left"],
+                "first_posted_on": m["first_post"],
+                "last_posted_on": m["last_post"],
             }
             for (cid, mid), m in sorted(memberships.items())
         ]

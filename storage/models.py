@@ -127,6 +127,10 @@ class Membership(Base):
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set by `/optout`: kept out of leaderboards and named lists, still in anonymous totals.
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Local days of the first and the latest message, kept at write time: segments tell a
+    # dormant member from a lurker without reading their whole `member_days` history.
+    first_posted_on: Mapped[date | None] = mapped_column(Date)
+    last_posted_on: Mapped[date | None] = mapped_column(Date)
 
 
 class ActivityEvent(Base):

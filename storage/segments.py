@@ -1,8 +1,10 @@
 """Member segments in SQL: every member's segment on a reference day, from rollups only.
 
 The rules themselves are documented in `handlers.segments.rules`; this module turns them
-into one statement per question, so a community of any size costs one pass over its
-`member_days` rows up to the reference day plus its `memberships`:
+into one statement per question. A community of any size costs one pass over its
+`memberships` plus its `member_days` rows of the last three weeks before the reference day
+(the oldest day a rule looks at); whether a member ever posted before that comes from
+`memberships.first_posted_on`, kept at write time, so history never has to be read:
 
 - `movement`: for each (segment a week before, segment on the day) pair, how many members:
   the counts on both days and who moved where, in one grouped query.
@@ -64,11 +66,16 @@ class ListedMember:
 
 
 def _activity(community_id: int, now: Reference, before: Reference) -> Any:
-    """Per member: the last day with a message (up to each reference day) and the number
-    of days with a message in each reference day's 7-day window."""
+    """Per member active in the window: the last day with a message (up to each reference
+    day, within its at-risk horizon) and the days with a message in each 7-day window.
+
+    Members silent for the whole horizon are not in it: `_segment` tells dormant members
+    from lurkers by `first_posted_on`.
+    """
     md = MemberDay
     first_now = now.day - timedelta(days=WINDOW_DAYS - 1)
     first_before = before.day - timedelta(days=WINDOW_DAYS - 1)
+    horizon = min(now.day, before.day) - timedelta(days=AT_RISK_MAX_SILENT)
     return (
         select(
             md.member_id.label("member_id"),
@@ -79,7 +86,12 @@ def _activity(community_id: int, now: Reference, before: Reference) -> Any:
                 "days_before"
             ),
         )
-        .where(md.community_id == community_id, md.day <= now.day, md.messages > 0)
+        .where(
+            md.community_id == community_id,
+            md.day >= horizon,
+            md.day <= max(now.day, before.day),
+            md.messages > 0,
+        )
         .group_by(md.member_id)
         .subquery("activity")
     )
@@ -105,10 +117,13 @@ def _segment(ref: Reference, last: Any, days: Any) -> Any:
     )
     recent = ref.day - timedelta(days=WINDOW_DAYS - 1)
     at_risk_since = ref.day - timedelta(days=AT_RISK_MAX_SILENT)
+    # `last` is NULL for anyone silent over the whole horizon: a lurker if they had not
+    # posted by the reference day at all, dormant otherwise (the `else_`).
+    never_posted = or_(ms.first_posted_on.is_(None), ms.first_posted_on > ref.day)
     return case(
         (~_present(ref), null()),
         (joined_recently, literal(NEW)),
-        (last.is_(None), literal(LURKER)),
+        (and_(last.is_(None), never_posted), literal(LURKER)),
         (and_(last >= recent, days >= CORE_MIN_DAYS), literal(CORE)),
         (last >= recent, literal(CASUAL)),
         (last >= at_risk_since, literal(AT_RISK)),
@@ -124,7 +139,12 @@ def _classified(community_id: int, now: Reference, before: Reference) -> Any:
             ms.member_id.label("member_id"),
             _segment(before, activity.c.last_before, activity.c.days_before).label("before"),
             _segment(now, activity.c.last_now, activity.c.days_now).label("now"),
-            activity.c.last_now.label("last_active"),
+            # Silent beyond the horizon: their latest message day, if it is not after the
+            # reference day (listings are of today, so it never is there).
+            func.coalesce(
+                activity.c.last_now,
+                case((ms.last_posted_on <= now.day, ms.last_posted_on)),
+            ).label("last_active"),
         )
         .select_from(ms.__table__.outerjoin(activity, activity.c.member_id == ms.member_id))
         .where(ms.community_id == community_id)

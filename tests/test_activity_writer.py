@@ -611,6 +611,23 @@ async def assert_rollups_match(
             assert {k: tuple(v) for k, v in recount.items()} == mine, key
             assert {k: tuple(v) for k, v in stored_members.items()} == mine, key
 
+            # First and latest message day per membership, kept at write time.
+            posted: dict[str, list[date]] = {}
+            for (_, day, member), counters in mine.items():
+                if counters[0]:
+                    posted.setdefault(member, []).append(day)
+            spans = select(
+                Member.external_id, Membership.first_posted_on, Membership.last_posted_on
+            ).join(Member, Member.id == Membership.member_id)
+            stored_spans = {
+                member: (first, last)
+                for member, first, last in await s.execute(
+                    spans.where(Membership.community_id == cid)
+                )
+                if first is not None or last is not None
+            }
+            assert stored_spans == {m: (min(d), max(d)) for m, d in posted.items()}, key
+
 
 @pytest.mark.parametrize("seed", [7, 2026])
 async def test_rollups_equal_a_recount_of_raw_events(any_db: Database, seed: int) -> None:

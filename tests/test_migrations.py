@@ -4,7 +4,7 @@ no-op, the migrated schema equals the models, and SQLite runs with WAL and forei
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import Database, alembic_config
-from storage.models import Base, Chat, Community, CommunityDay, Occurrence
+from storage.models import Base, Chat, Community, CommunityDay, Membership, Occurrence
 from tests.conftest import postgres_schema_database
 
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -92,6 +92,38 @@ async def test_upgrading_from_the_previous_revision_keeps_the_data(empty_db: Dat
     async with empty_db.session() as s:
         assert (await s.execute(select(Community.title))).scalar_one() == "Kept"
         assert (await s.execute(select(func.count()).select_from(Occurrence))).scalar_one() == 0
+
+
+async def test_member_post_days_are_backfilled_from_the_daily_rollups(
+    empty_db: Database,
+) -> None:
+    await empty_db.migrate("0007")
+    days = [(date(2026, 9, 1), 0), (date(2026, 9, 3), 2), (date(2026, 10, 5), 1)]
+    async with empty_db.session() as s:
+        for statement in (
+            "INSERT INTO communities (id, platform, external_id, title, timezone, locale, "
+            "settings, created_at) VALUES (1, 'console', 'g1', 'G', 'UTC', 'en', '{}', :t)",
+            "INSERT INTO members (id, platform, external_id, display_name, first_seen_at) "
+            "VALUES (1, 'console', 'ann', 'Ann', :t), (2, 'console', 'ben', 'Ben', :t)",
+            "INSERT INTO memberships (community_id, member_id, first_seen_at, last_seen_at) "
+            "VALUES (1, 1, :t, :t), (1, 2, :t, :t)",
+        ):
+            await s.execute(text(statement), {"t": datetime(2026, 8, 1, tzinfo=UTC)})
+        for day, messages in days:  # a reaction-only day first: not a post
+            await s.execute(
+                text(
+                    "INSERT INTO member_days (community_id, day, member_id, messages, reactions,"
+                    " replies, characters) VALUES (1, :day, 1, :m, 1, 0, 0)"
+                ),
+                {"day": day, "m": messages},
+            )
+    await empty_db.migrate()
+    async with empty_db.session() as s:
+        rows = await s.execute(
+            select(Membership.member_id, Membership.first_posted_on, Membership.last_posted_on)
+            .order_by(Membership.member_id)
+        )  # fmt: skip
+        assert rows.all() == [(1, date(2026, 9, 3), date(2026, 10, 5)), (2, None, None)]
 
 
 async def test_upgrade_from_empty_reaches_head(empty_db: Database) -> None:

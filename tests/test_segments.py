@@ -80,6 +80,8 @@ async def seed(
                     joined_at=at(p.joined) if p.joined is not None else None,
                     left_at=at(p.left, 13) if p.left is not None else None,
                     opted_out_at=at(1) if p.opted_out else None,
+                    first_posted_on=TODAY - timedelta(days=max(p.posted)) if p.posted else None,
+                    last_posted_on=TODAY - timedelta(days=min(p.posted)) if p.posted else None,
                 )
             )
             rows = [(d, 3, 0) for d in p.posted] + [(d, 0, 2) for d in p.reacted]
@@ -129,6 +131,8 @@ EDGES = [
     Person("Risk7", posted=(7, 8, 9, 10)),  # silent 7 days
     Person("Risk14", posted=(14, 20)),  # silent 14 days
     Person("Dormant15", posted=(15,)),  # silent 15 days
+    # Silent beyond every window: only `memberships.first_posted_on` says they ever posted.
+    Person("Dormant60", posted=(60,)),
     Person("Lurker", seen_since=200),
     Person("Reactor", reacted=(0, 1, 2, 3, 4)),  # reactions are not posts
     Person("Gone", posted=(0, 1, 2, 3), left=1),
@@ -146,15 +150,23 @@ async def test_every_member_is_in_exactly_one_segment_by_the_documented_rules(an
         "core": {"Core4", "CoreEdge"},  # and Private, counted but never named
         "casual": {"Casual3", "CasualOut"},
         "at_risk": {"Risk7", "Risk14"},
-        "dormant": {"Dormant15"},
+        "dormant": {"Dormant15", "Dormant60"},
     }
     community = await community_row(any_db)
     async with any_db.session() as session:
         report = await segment_report(session, community, TODAY)
+        dormant, _, _ = await store.members_in(
+            session, community.id, "dormant", reference(TODAY, zone("UTC")), limit=10
+        )
     assert report.counts == {
-        "new": 2, "core": 3, "casual": 2, "at_risk": 2, "dormant": 1, "lurker": 3,
+        "new": 2, "core": 3, "casual": 2, "at_risk": 2, "dormant": 2, "lurker": 3,
     }  # fmt: skip
     assert report.total == len(EDGES) - 2  # the two who left are not counted
+    # Listed most recently active first, with the last message day even beyond the window.
+    assert [(m.display_name, (TODAY - m.last_active).days) for m in dormant] == [
+        ("Dormant15", 15),
+        ("Dormant60", 60),
+    ]
 
 
 async def test_a_day_is_the_communitys_local_day(db):
@@ -207,6 +219,8 @@ MOVERS = [
     Person("Fresh", joined=2, seen_since=2),  # not there a week ago (first seen since)
     Person("Quitter", posted=(8, 9, 10, 11), left=3),  # core a week ago, gone now
     Person("Sleeper", posted=(20,)),  # at risk a week ago, dormant now
+    Person("Debut", posted=(0,), seen_since=30),  # a lurker a week ago, casual now
+    Person("LongGone", posted=(40, 45)),  # dormant both times
 ]
 
 
@@ -216,10 +230,10 @@ async def test_movement_since_last_week(any_db):
     async with any_db.session() as session:
         report = await segment_report(session, community, TODAY)
     assert report.before == {
-        "new": 1, "core": 3, "casual": 1, "at_risk": 1, "dormant": 0, "lurker": 0,
+        "new": 1, "core": 3, "casual": 1, "at_risk": 1, "dormant": 1, "lurker": 1,
     }  # fmt: skip
     assert report.counts == {
-        "new": 1, "core": 2, "casual": 1, "at_risk": 1, "dormant": 1, "lurker": 0,
+        "new": 1, "core": 2, "casual": 2, "at_risk": 1, "dormant": 2, "lurker": 0,
     }  # fmt: skip
     moves = {(m.source, m.target): m.count for m in report.moves}
     assert moves == {
@@ -227,9 +241,10 @@ async def test_movement_since_last_week(any_db):
         ("core", "at_risk"): 1,
         ("new", "casual"): 1,
         ("at_risk", "dormant"): 1,
+        ("lurker", "casual"): 1,
     }
     assert (report.joined, report.left) == (1, 1)
-    assert report.change("core") == -1 and report.moved == 4
+    assert report.change("core") == -1 and report.moved == 5
 
 
 def test_report_orders_moves_biggest_first():
@@ -269,9 +284,9 @@ async def test_segments_shows_counts_and_moves(db, dispatcher, managed):
     text = await ask(dispatcher, managed, "/segments")
     assert "Member segments · Fri 2026-11-20" in text
     assert "Core: 2 (−1) — posted on 4+ of the last 7 days" in text
-    assert "At risk: 1 (±0)" in text and "Dormant: 1 (+1)" in text
+    assert "At risk: 1 (±0)" in text and "Dormant: 2 (+1)" in text
     # The manager's own command is a message: they count as a casual member, first seen now.
-    assert "Casual: 2 (+1)" in text and "In all: 7 members (+1)" in text
+    assert "Casual: 3 (+2)" in text and "In all: 9 members (+1)" in text
     assert "Casual → Core: 1" in text and "Core → At risk: 1" in text
     assert "Arrived (joined or first seen): 2 · left: 1" in text
 
@@ -350,14 +365,14 @@ async def test_summary_lines_for_the_daily_summary(db, locale):
         quiet = await summary_lines(session, community, TODAY - timedelta(days=100), locale)
     expected = {
         "en": [
-            "👥 Segments: 1 new (±0) · 2 core (−1) · 1 casual (±0) · 1 at risk (±0) · "
-            "1 dormant (+1) · 0 lurkers (±0)",
+            "👥 Segments: 1 new (±0) · 2 core (−1) · 2 casual (+1) · 1 at risk (±0) · "
+            "2 dormant (+1) · 0 lurkers (−1)",
             "↪️ Since last week: 1 new → casual · 1 core → at risk · 1 casual → core · "
             "1 arrived · 1 left",
         ],
         "zh": [
-            "👥 成员分群：新成员 1（±0） · 核心成员 2（−1） · 普通成员 1（±0） · "
-            "流失风险 1（±0） · 沉睡成员 1（+1） · 潜水成员 0（±0）",
+            "👥 成员分群：新成员 1（±0） · 核心成员 2（−1） · 普通成员 2（+1） · "
+            "流失风险 1（±0） · 沉睡成员 2（+1） · 潜水成员 0（−1）",
             "↪️ 一周变化：新成员 → 普通成员 1 人 · 核心成员 → 流失风险 1 人 · "
             "普通成员 → 核心成员 1 人 · 新来 1 人 · 退群 1 人",
         ],
