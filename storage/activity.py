@@ -7,25 +7,32 @@ replayed update is harmless), then the (community, day), (community, day, hour) 
 (community, day, member) counters and the memberships, computed from only the rows that were
 actually new. Days and hours are local to the community's time zone at write time. The hourly
 counters started with schema 0007 and are not backfilled: hours before it read as zero.
+
+The six per-batch statements (members, events, the three counter tables, memberships) bind plain
+tuples through the driver (`_upsert`); the rarely written communities and chats go through
+SQLAlchemy Core.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import IntEnum
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import postdays
 from storage.db import Database, dialect_insert
 from storage.models import (
     ActivityEvent,
@@ -236,11 +243,238 @@ def _member_names(rec: ActivityRecord) -> tuple[str, str | None]:
     return rec.member_name[:256], (rec.member_username or "")[:64] or None
 
 
+# --- the hot statements, written through the driver -------------------------------------------
+#
+# Per batch the writer runs six statements over hundreds of rows. Through SQLAlchemy Core each
+# row costs ~10 µs of parameter processing (a dict per row, a bind processor per value); the
+# driver path below binds plain tuples: `executemany` or a multi-row `VALUES` on SQLite, one
+# `unnest` of column arrays on PostgreSQL. The SQL is rendered once per dialect from the table
+# metadata, and the SET expressions from the same SQLAlchemy helpers as before, so the column
+# names, types and merge rules have one definition. `exec_driver_sql` keeps SQLAlchemy's
+# transaction and its error wrapping (the retry logic reads `DBAPIError.orig.sqlstate`).
+
+# Bound values per SQLite statement (SQLITE_MAX_VARIABLE_NUMBER is 32 766 since 3.32).
+_SQLITE_VARIABLES = 30_000
+
+UpdateSet = Callable[[Any, Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Upsert:
+    """`INSERT … ON CONFLICT (conflict) DO NOTHING | DO UPDATE SET …` [RETURNING …] on a table."""
+
+    table: Any
+    columns: tuple[str, ...]
+    conflict: tuple[str, ...]
+    # (target table, excluded) -> {column: SQLAlchemy expression}; None means DO NOTHING.
+    update: UpdateSet | None = None
+    returning: tuple[str, ...] = ()
+
+
+def _counters(*names: str) -> UpdateSet:
+    """SET clause adding the batch's counts to the stored ones."""
+    return lambda t, ex: {c: t.c[c] + ex[c] for c in names}
+
+
+def _membership_update(t: Any, ex: Any) -> dict[str, Any]:
+    return {
+        "first_seen_at": _earlier(ex.first_seen_at, t.c.first_seen_at),
+        "last_seen_at": _later(ex.last_seen_at, t.c.last_seen_at),
+        "joined_at": _later(ex.joined_at, t.c.joined_at),
+        "left_at": _later(ex.left_at, t.c.left_at),
+        "first_posted_on": _earlier(ex.first_posted_on, t.c.first_posted_on),
+        "last_posted_on": _later(ex.last_posted_on, t.c.last_posted_on),
+        "recent_posts": postdays.merged(
+            ex.recent_posts_day, ex.recent_posts, t.c.recent_posts_day, t.c.recent_posts
+        ),
+        "recent_posts_day": _later(ex.recent_posts_day, t.c.recent_posts_day),
+    }
+
+
+UPSERT_MEMBERS = _Upsert(
+    MEMBERS,
+    ("platform", "external_id", "display_name", "username", "is_bot", "first_seen_at"),
+    ("platform", "external_id"),
+    # A known member's name may have changed since we last saw them.
+    lambda t, ex: {"display_name": ex.display_name, "username": ex.username},
+    returning=("platform", "external_id", "id"),
+)
+INSERT_EVENTS = _Upsert(
+    EVENTS,
+    (
+        "community_id",
+        "chat_id",
+        "member_id",
+        "kind",
+        "content",
+        "length",
+        "is_reply",
+        "occurred_at",
+        "event_key",
+    ),
+    ("chat_id", "event_key"),
+    returning=("chat_id", "event_key"),
+)
+UPSERT_MEMBER_DAYS = _Upsert(
+    MEMBER_DAYS,
+    ("community_id", "day", "member_id", "messages", "reactions", "replies", "characters"),
+    ("community_id", "day", "member_id"),
+    _counters("messages", "reactions", "replies", "characters"),
+    # The row's total after the batch tells whether the member became active that day.
+    returning=("community_id", "day", "member_id", "messages"),
+)
+_DAY_COUNTERS = ("messages", "active_members", "joins", "leaves", "reactions", "replies")
+UPSERT_COMMUNITY_DAYS = _Upsert(
+    COMMUNITY_DAYS,
+    ("community_id", "day", *_DAY_COUNTERS),
+    ("community_id", "day"),
+    _counters(*_DAY_COUNTERS),
+)
+UPSERT_COMMUNITY_HOURS = _Upsert(
+    COMMUNITY_HOURS,
+    ("community_id", "day", "hour", "messages", "reactions"),
+    ("community_id", "day", "hour"),
+    _counters("messages", "reactions"),
+)
+UPSERT_MEMBERSHIPS = _Upsert(
+    MEMBERSHIPS,
+    (
+        "community_id",
+        "member_id",
+        "first_seen_at",
+        "last_seen_at",
+        "joined_at",
+        "left_at",
+        "first_posted_on",
+        "last_posted_on",
+        "recent_posts",
+        "recent_posts_day",
+    ),
+    ("community_id", "member_id"),
+    _membership_update,
+)
+
+_DIALECTS = {"sqlite": sqlite.dialect(), "postgresql": postgresql.dialect()}
+
+
+@lru_cache(maxsize=64)
+def _conflict_clause(spec: _Upsert, dialect: str) -> str:
+    """` ON CONFLICT … DO …[ RETURNING …]`, the SET expressions compiled for `dialect`."""
+    sql = f" ON CONFLICT ({', '.join(spec.conflict)}) "
+    if spec.update is None:
+        sql += "DO NOTHING"
+    else:
+        excluded = sqlite.insert(spec.table).excluded  # renders as `excluded.<column>` anywhere
+        compile_args = {"dialect": _DIALECTS[dialect], "compile_kwargs": {"literal_binds": True}}
+        sets = spec.update(spec.table, excluded)
+        sql += "DO UPDATE SET " + ", ".join(
+            f"{column} = {expr.compile(**compile_args)}" for column, expr in sets.items()
+        )
+    if spec.returning:
+        sql += f" RETURNING {', '.join(spec.returning)}"
+    return sql
+
+
+def _pg_array_type(column: Any) -> str:
+    """The column's PostgreSQL type without a length: a too-long value must fail on insert,
+    as it does through SQLAlchemy, not be cut short by an explicit `::varchar(16)` cast."""
+    name = str(column.type.compile(dialect=_DIALECTS["postgresql"]))
+    return name.split("(")[0] + "[]"
+
+
+@lru_cache(maxsize=256)
+def _upsert_sql(spec: _Upsert, dialect: str, rows: int = 1) -> str:
+    """The statement for `rows` rows (SQLite) or for column arrays (PostgreSQL)."""
+    columns = ", ".join(spec.columns)
+    head = f"INSERT INTO {spec.table.name} ({columns}) "
+    if dialect == "postgresql":
+        arrays = ", ".join(
+            f"${n}::{_pg_array_type(spec.table.c[c])}" for n, c in enumerate(spec.columns, 1)
+        )
+        # Sorted: concurrent writers then take row locks in one order and never deadlock.
+        body = (
+            f"SELECT {columns} FROM unnest({arrays}) AS u({columns}) "
+            f"ORDER BY {', '.join(spec.conflict)}"
+        )
+    else:
+        group = "(" + ", ".join("?" * len(spec.columns)) + ")"
+        body = "VALUES " + ", ".join([group] * rows)
+    return head + body + _conflict_clause(spec, dialect)
+
+
+async def _upsert(
+    session: AsyncSession, spec: _Upsert, rows: Sequence[tuple[Any, ...]]
+) -> list[Any]:
+    """Run `spec` over `rows` (tuples in `spec.columns` order); the RETURNING rows, if any."""
+    if not rows:
+        return []
+    conn = await session.connection()
+    if conn.dialect.name == "postgresql":
+        arrays = tuple(list(column) for column in zip(*rows, strict=True))
+        result = await conn.exec_driver_sql(_upsert_sql(spec, "postgresql"), arrays)
+        return list(result.all()) if spec.returning else []
+    # SQLite: straight to aiosqlite, one trip to its thread per statement (SQLAlchemy's
+    # cursor adapter makes about four). Same connection and transaction: sqlite3 opens it
+    # before the first write, SQLAlchemy commits or rolls it back.
+    driver = (await conn.get_raw_connection()).driver_connection
+    if not spec.returning:
+        sql = _upsert_sql(spec, "sqlite")
+        await _sqlite_call(driver.executemany, sql, rows)
+        return []
+    # `executemany` drops RETURNING rows: one multi-row VALUES per chunk instead.
+    found: list[Any] = []
+    step = _SQLITE_VARIABLES // len(spec.columns)
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        sql = _upsert_sql(spec, "sqlite", len(chunk))
+        flat = [value for row in chunk for value in row]
+        found.extend(await _sqlite_call(driver.execute_fetchall, sql, flat))
+    return found
+
+
+async def _sqlite_call(method: Callable[[str, Any], Awaitable[Any]], sql: str, params: Any) -> Any:
+    """`method(sql, params)` on aiosqlite, its errors wrapped as SQLAlchemy wraps them (the
+    writer tells transient failures from refused data by SQLAlchemy's exception classes)."""
+    try:
+        return await method(sql, params)
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
+
+
+def _check_aware(at: datetime) -> datetime:
+    if at.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return at
+
+
+def _sqlite_time(at: datetime) -> str:
+    """What `UTCDateTime` stores on SQLite: naive UTC text, always with microseconds (text
+    comparison in the membership merge relies on one format)."""
+    if at.tzinfo is not UTC:
+        at = _check_aware(at).astimezone(UTC)
+    return at.isoformat(" ", "microseconds")[:26]  # without "+00:00"
+
+
+@dataclass(frozen=True, slots=True)
+class _Binding:
+    """How datetimes and dates are bound on one dialect's driver path."""
+
+    time: Callable[[datetime], Any]
+    day: Callable[[date], Any]
+
+
+_BINDINGS = {
+    "sqlite": _Binding(_sqlite_time, date.isoformat),
+    "postgresql": _Binding(_check_aware, lambda day: day),
+}
+
+
 async def _member_ids(
     session: AsyncSession,
     records: Sequence[ActivityRecord],
     cache: IdCache,
     learned: dict[Any, int],
+    bind: _Binding,
 ) -> dict[tuple[str, str], int]:
     ids: dict[tuple[str, str], int] = {}
     # The member's latest record in the batch (its name is the current one), and the earliest time.
@@ -249,9 +483,14 @@ async def _member_ids(
     for rec in records:
         key = (rec.platform, rec.member_key)
         seen = latest.get(key)
-        if seen is None or rec.at >= seen.at:
+        if seen is None:
             latest[key] = rec
-        first_seen[key] = min(first_seen.get(key, rec.at), rec.at)
+            first_seen[key] = rec.at
+            continue
+        if rec.at >= seen.at:
+            latest[key] = rec
+        if rec.at < first_seen[key]:
+            first_seen[key] = rec.at
     missing: dict[tuple[str, str], ActivityRecord] = {}
     for key, rec in latest.items():
         cached = cache.members.get(key)
@@ -261,28 +500,12 @@ async def _member_ids(
         else:
             missing[key] = rec
     if missing:
-        insert = dialect_insert(session)
         rows = [
-            {
-                "platform": p,
-                "external_id": ext,
-                "display_name": _member_names(rec)[0],
-                "username": _member_names(rec)[1],
-                "is_bot": False,
-                "first_seen_at": first_seen[(p, ext)],
-            }
+            (p, ext, *_member_names(rec), False, bind.time(first_seen[(p, ext)]))
             for (p, ext), rec in sorted(missing.items())
         ]
-        stmt = insert(MEMBERS)
-        # A known member's name may have changed since we last saw them.
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[Member.platform, Member.external_id],
-            set_={"display_name": stmt.excluded.display_name, "username": stmt.excluded.username},
-        )
-        await session.execute(stmt, rows)
-        query = select(Member.platform, Member.external_id, Member.id)
-        columns = (Member.platform, Member.external_id)
-        for p, ext, member_id in await _lookup(session, query, columns, missing):
+        # DO UPDATE returns every row, inserted or not: no lookup afterwards.
+        for p, ext, member_id in await _upsert(session, UPSERT_MEMBERS, rows):
             ids[(p, ext)] = member_id
             learned[("member", p, ext)] = (member_id, *_member_names(missing[(p, ext)]))
     return ids
@@ -306,6 +529,15 @@ class _CommunityDelta:
     replies: int = 0
 
 
+@dataclass(slots=True)
+class _MembershipDelta:
+    first: datetime
+    last: datetime
+    joined: datetime | None = None
+    left: datetime | None = None
+    post_days: set[date] = field(default_factory=set)
+
+
 @dataclass(frozen=True, slots=True)
 class WrittenActivity:
     """A record this batch wrote for the first time, with its community resolved."""
@@ -318,6 +550,41 @@ class WrittenActivity:
 # Runs inside the batch's transaction with the records that were new (never replays), so
 # whatever it derives (message points) commits or rolls back with the activity itself.
 BatchHook = Callable[[AsyncSession, Sequence[WrittenActivity]], Awaitable[None]]
+
+
+class _LocalTime:
+    """UTC instant -> (local day, local hour) per time zone, one `astimezone` per UTC hour.
+
+    When a zone's offset is the same at both ends of a UTC hour (true except in the hour of a
+    change), `at + offset` is the local wall time for any instant in it.
+    """
+
+    __slots__ = ("_hours",)
+
+    def __init__(self) -> None:
+        self._hours: dict[tuple[str, datetime], timedelta | None] = {}
+
+    def of(self, at: datetime, tz: str) -> tuple[date, int]:
+        if at.tzinfo is not UTC:
+            at = at.astimezone(UTC)
+        start = at.replace(minute=0, second=0, microsecond=0)
+        key = (tz, start)
+        offset = self._hours.get(key, _UNSEEN)
+        if offset is _UNSEEN:
+            offset = self._hours[key] = self._offset(start, zone(tz))
+        # None: the offset changes inside this hour.
+        local = at.astimezone(zone(tz)) if offset is None else at + offset
+        return local.date(), local.hour
+
+    @staticmethod
+    def _offset(start: datetime, tz: ZoneInfo) -> timedelta | None:
+        first = start.astimezone(tz).utcoffset()
+        last = (start + _LAST_INSTANT).astimezone(tz).utcoffset()
+        return first if first == last else None
+
+
+_UNSEEN: Any = object()
+_LAST_INSTANT = timedelta(minutes=59, seconds=59, microseconds=999_999)
 
 
 async def write_batch(
@@ -336,75 +603,88 @@ async def write_batch(
     if not records:
         return BatchResult()
     cache = cache if cache is not None else IdCache()
+    bind = _BINDINGS[session.bind.dialect.name]
     learned: dict[Any, int] = {}
     communities = await _community_ids(session, records, defaults)
     chats = await _chat_ids(session, records, communities, cache, learned)
-    members = await _member_ids(session, records, cache, learned)
+    members = await _member_ids(session, records, cache, learned, bind)
     session.info.setdefault("activity_learned", {}).update(learned)
 
     # Resolve and de-duplicate inside the batch (PostgreSQL refuses to touch a row twice).
-    rows: dict[tuple[int, str], dict[str, Any]] = {}
     resolved: dict[tuple[int, str], tuple[ActivityRecord, int, int, str]] = {}
     for rec in records:
         community_id, tz = communities[(rec.platform, rec.community_key)]
-        chat_id = chats[(community_id, rec.chat_key)]
-        key = (chat_id, rec.event_key[:128])
-        if key in rows:
-            continue
-        member_id = members[(rec.platform, rec.member_key)]
-        rows[key] = {
-            "community_id": community_id,
-            "chat_id": chat_id,
-            "member_id": member_id,
-            "kind": int(rec.kind),
-            "content": rec.content,
-            "length": max(0, rec.length),
-            "is_reply": rec.is_reply,
-            "occurred_at": rec.at,
-            "event_key": key[1],
-        }
-        resolved[key] = (rec, community_id, member_id, tz)
+        key = (chats[(community_id, rec.chat_key)], rec.event_key[:128])
+        if key not in resolved:
+            member_id = members[(rec.platform, rec.member_key)]
+            resolved[key] = (rec, community_id, member_id, tz)
+    time = bind.time
+    rows = []
+    for key in sorted(resolved):
+        rec, community_id, member_id, _ = resolved[key]
+        rows.append(
+            (
+                community_id,
+                key[0],
+                member_id,
+                int(rec.kind),
+                rec.content,
+                max(0, rec.length),
+                rec.is_reply,
+                time(rec.at),
+                key[1],
+            )
+        )
+    new_keys = [(c, k) for c, k in await _upsert(session, INSERT_EVENTS, rows)]
+    new = [resolved[key] for key in new_keys]
 
-    insert = dialect_insert(session)
-    stmt = (
-        insert(EVENTS)
-        .on_conflict_do_nothing(index_elements=[EVENTS.c.chat_id, EVENTS.c.event_key])
-        .returning(EVENTS.c.chat_id, EVENTS.c.event_key)
-    )
-    # Sorted: concurrent writers then take row locks in one order and never deadlock.
-    params = [rows[key] for key in sorted(rows)]
-    new_keys = {(c, k) for c, k in (await session.execute(stmt, params)).all()}
+    await _write_rollups(session, new, bind)
 
+    if hooks and new:
+        written = [
+            WrittenActivity(rec, community_id, tz)
+            for rec, community_id, _, tz in sorted(new, key=lambda n: n[0].at)
+        ]
+        for hook in hooks:
+            await hook(session, written)
+
+    return BatchResult(written=len(new), duplicates=len(records) - len(new))
+
+
+async def _write_rollups(
+    session: AsyncSession, new: Sequence[tuple[ActivityRecord, int, int, str]], bind: _Binding
+) -> None:
+    """Add the new events to the day, hour and member-day counters and the memberships."""
     member_days: dict[tuple[int, date, int], _MemberDelta] = {}
     community_days: dict[tuple[int, date], _CommunityDelta] = {}
     # (community, local day, local hour) -> [messages, reactions]
     community_hours: dict[tuple[int, date, int], list[int]] = {}
-    memberships: dict[tuple[int, int], dict[str, Any]] = {}
-    for key in new_keys:
-        rec, community_id, member_id, tz = resolved[key]
-        local = rec.at.astimezone(zone(tz))
-        day = local.date()
-        cday = community_days.setdefault((community_id, day), _CommunityDelta())
-        ms = memberships.setdefault(
-            (community_id, member_id),
-            {
-                "first": rec.at,
-                "last": rec.at,
-                "joined": None,
-                "left": None,
-                "first_post": None,
-                "last_post": None,
-            },
-        )
-        ms["first"] = min(ms["first"], rec.at)
-        ms["last"] = max(ms["last"], rec.at)
-        if rec.kind is ActivityKind.MESSAGE or rec.kind is ActivityKind.REACTION:
-            mday = member_days.setdefault((community_id, day, member_id), _MemberDelta())
-            hourly = community_hours.setdefault((community_id, day, local.hour), [0, 0])
-            hourly[0 if rec.kind is ActivityKind.MESSAGE else 1] += 1
-            if rec.kind is ActivityKind.MESSAGE:
-                ms["first_post"] = min(ms["first_post"] or day, day)
-                ms["last_post"] = max(ms["last_post"] or day, day)
+    memberships: dict[tuple[int, int], _MembershipDelta] = {}
+    local_time = _LocalTime()
+    message, reaction = ActivityKind.MESSAGE, ActivityKind.REACTION
+    for rec, community_id, member_id, tz in new:
+        at, kind = rec.at, rec.kind
+        day, hour = local_time.of(at, tz)
+        cday = community_days.get((community_id, day))
+        if cday is None:
+            cday = community_days[(community_id, day)] = _CommunityDelta()
+        ms = memberships.get((community_id, member_id))
+        if ms is None:
+            ms = memberships[(community_id, member_id)] = _MembershipDelta(at, at)
+        elif at < ms.first:
+            ms.first = at
+        elif at > ms.last:
+            ms.last = at
+        if kind is message or kind is reaction:
+            mday = member_days.get((community_id, day, member_id))
+            if mday is None:
+                mday = member_days[(community_id, day, member_id)] = _MemberDelta()
+            hourly = community_hours.get((community_id, day, hour))
+            if hourly is None:
+                hourly = community_hours[(community_id, day, hour)] = [0, 0]
+            if kind is message:
+                hourly[0] += 1
+                ms.post_days.add(day)
                 mday.messages += 1
                 mday.characters += max(0, rec.length)
                 cday.messages += 1
@@ -412,109 +692,63 @@ async def write_batch(
                     mday.replies += 1
                     cday.replies += 1
             else:
+                hourly[1] += 1
                 mday.reactions += 1
                 cday.reactions += 1
-        elif rec.kind is ActivityKind.JOIN:
+        elif kind is ActivityKind.JOIN:
             cday.joins += 1
-            ms["joined"] = max(ms["joined"] or rec.at, rec.at)
-        elif rec.kind is ActivityKind.LEAVE:
+            ms.joined = at if ms.joined is None else max(ms.joined, at)
+        elif kind is ActivityKind.LEAVE:
             cday.leaves += 1
-            ms["left"] = max(ms["left"] or rec.at, rec.at)
+            ms.left = at if ms.left is None else max(ms.left, at)
 
-    if member_days:
-        t = MEMBER_DAYS
-        stmt = insert(t)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[t.c.community_id, t.c.day, t.c.member_id],
-            set_={
-                col: t.c[col] + stmt.excluded[col]
-                for col in ("messages", "reactions", "replies", "characters")
-            },
-        ).returning(t.c.community_id, t.c.day, t.c.member_id, t.c.messages)
-        params = [
-            {
-                "community_id": cid,
-                "day": day,
-                "member_id": mid,
-                "messages": d.messages,
-                "reactions": d.reactions,
-                "replies": d.replies,
-                "characters": d.characters,
-            }
-            for (cid, day, mid), d in sorted(member_days.items())
-        ]
-        for cid, day, mid, total in (await session.execute(stmt, params)).all():
-            added = member_days[(cid, day, mid)].messages
-            # The row's total equals what this batch added: the member became active today.
-            if added and total == added:
-                community_days[(cid, day)].active_members += 1
+    day_of = bind.day
+    # The day as bound is also how RETURNING gives it back (text on SQLite, a date on PostgreSQL).
+    added: dict[tuple[int, Any, int], tuple[int, date]] = {}
+    rows = []
+    for (cid, day, mid), d in sorted(member_days.items()):
+        bound = day_of(day)
+        added[(cid, bound, mid)] = (d.messages, day)
+        rows.append((cid, bound, mid, d.messages, d.reactions, d.replies, d.characters))
+    for cid, bound, mid, total in await _upsert(session, UPSERT_MEMBER_DAYS, rows):
+        messages, day = added[(cid, bound, mid)]
+        # The row's total equals what this batch added: the member became active today.
+        if messages and total == messages:
+            community_days[(cid, day)].active_members += 1
 
-    if community_days:
-        t = COMMUNITY_DAYS
-        stmt = insert(t)
-        counters = ("messages", "active_members", "joins", "leaves", "reactions", "replies")
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[t.c.community_id, t.c.day],
-            set_={c: t.c[c] + stmt.excluded[c] for c in counters},
+    rows = [
+        (cid, day_of(day), d.messages, d.active_members, d.joins, d.leaves, d.reactions, d.replies)
+        for (cid, day), d in sorted(community_days.items())
+    ]
+    await _upsert(session, UPSERT_COMMUNITY_DAYS, rows)
+
+    rows = [
+        (cid, day_of(day), hour, m, r)
+        for (cid, day, hour), (m, r) in sorted(community_hours.items())
+    ]
+    await _upsert(session, UPSERT_COMMUNITY_HOURS, rows)
+
+    time = bind.time
+    rows = []
+    for (cid, mid), m in sorted(memberships.items()):
+        day_number, mask = postdays.mask_of(m.post_days) or (None, 0)
+        first_post = min(m.post_days) if m.post_days else None
+        last_post = max(m.post_days) if m.post_days else None
+        rows.append(
+            (
+                cid,
+                mid,
+                time(m.first),
+                time(m.last),
+                None if m.joined is None else time(m.joined),
+                None if m.left is None else time(m.left),
+                None if first_post is None else day_of(first_post),
+                None if last_post is None else day_of(last_post),
+                mask,
+                day_number,
+            )
         )
-        params = [
-            {"community_id": cid, "day": day, **{c: getattr(d, c) for c in counters}}
-            for (cid, day), d in sorted(community_days.items())
-        ]
-        await session.execute(stmt, params)
-
-    if community_hours:
-        t = COMMUNITY_HOURS
-        stmt = insert(t)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[t.c.community_id, t.c.day, t.c.hour],
-            set_={c: t.c[c] + stmt.excluded[c] for c in ("messages", "reactions")},
-        )
-        params = [
-            {"community_id": cid, "day": day, "hour": hour, "messages": m, "reactions": r}
-            for (cid, day, hour), (m, r) in sorted(community_hours.items())
-        ]
-        await session.execute(stmt, params)
-
-    if memberships:
-        t = MEMBERSHIPS
-        stmt = insert(t)
-        ex = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[t.c.community_id, t.c.member_id],
-            set_={
-                "first_seen_at": _earlier(ex.first_seen_at, t.c.first_seen_at),
-                "last_seen_at": _later(ex.last_seen_at, t.c.last_seen_at),
-                "joined_at": _later(ex.joined_at, t.c.joined_at),
-                "left_at": _later(ex.left_at, t.c.left_at),
-                "first_posted_on": _earlier(ex.first_posted_on, t.c.first_posted_on),
-                "last_posted_on": _later(ex.last_posted_on, t.c.last_posted_on),
-            },
-        )
-        params = [
-            {
-                "community_id": cid,
-                "member_id": mid,
-                "first_seen_at": m["first"],
-                "last_seen_at": m["last"],
-                "joined_at": m["joined"],
-                "left_at": m["left"],
-                "first_posted_on": m["first_post"],
-                "last_posted_on": m["last_post"],
-            }
-            for (cid, mid), m in sorted(memberships.items())
-        ]
-        await session.execute(stmt, params)
-
-    if hooks and new_keys:
-        written = [
-            WrittenActivity(resolved[key][0], resolved[key][1], resolved[key][3])
-            for key in sorted(new_keys, key=lambda k: resolved[k][0].at)
-        ]
-        for hook in hooks:
-            await hook(session, written)
-
-    return BatchResult(written=len(new_keys), duplicates=len(records) - len(new_keys))
+    await _upsert(session, UPSERT_MEMBERSHIPS, rows)
 
 
 @dataclass

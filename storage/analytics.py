@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, cast, distinct, func, literal, select
+from sqlalchemy import String, and_, case, cast, distinct, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import postdays
 from storage.db import dialect_insert
 from storage.models import (
     CommunityDay,
@@ -95,7 +96,27 @@ async def day_rows(
 
 
 async def distinct_active(session: AsyncSession, community_id: int, first: date, last: date) -> int:
-    """Distinct members who sent a message on any local day `first`..`last`."""
+    """Distinct members who sent a message on any local day `first`..`last`.
+
+    From the posting-day masks on `memberships` (one pass over the community's members)
+    when they reach the whole window, as they do for recent windows (WAU, MAU); else
+    from `member_days`.
+    """
+    span = (last - first).days + 1
+    if 0 < span <= postdays.BITS:
+        ms = Membership
+        bits = postdays.aligned(ms.recent_posts_day, ms.recent_posts, last)
+        reached = postdays.covered(ms.recent_posts_day, last, span)
+        masked = select(
+            func.count(case((and_(reached, postdays.any_in(bits, span)), 1))),
+            func.count(case((~reached, 1))),
+        ).where(
+            ms.community_id == community_id,
+            ms.recent_posts_day >= postdays.day_number(first),
+        )
+        active, unreached = (await session.execute(masked)).one()
+        if not unreached:
+            return int(active)
     query = select(func.count(distinct(MemberDay.member_id))).where(
         MemberDay.community_id == community_id,
         MemberDay.day >= first,

@@ -131,6 +131,9 @@ class Membership(Base):
     # dormant member from a lurker without reading their whole `member_days` history.
     first_posted_on: Mapped[date | None] = mapped_column(Date)
     last_posted_on: Mapped[date | None] = mapped_column(Date)
+    # Bit k: posted on day number `recent_posts_day - k` (k < 62); see `storage.postdays`.
+    recent_posts: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    recent_posts_day: Mapped[int | None] = mapped_column(Integer)
 
 
 class ActivityEvent(Base):

@@ -1,19 +1,22 @@
 """Member segments in SQL: every member's segment on a reference day, from rollups only.
 
 The rules themselves are documented in `handlers.segments.rules`; this module turns them
-into one statement per question. A community of any size costs one pass over its
-`memberships` plus its `member_days` rows of the last three weeks before the reference day
-(the oldest day a rule looks at); whether a member ever posted before that comes from
-`memberships.first_posted_on`, kept at write time, so history never has to be read:
+into one statement per question. The counts (`movement`) cost one pass over the community's
+`memberships`: the posting-day mask kept there at write time (`storage.postdays`) answers
+"posted in the last 7 / 15 days, and on how many". Listings, and counts for days the mask
+cannot reach, read the `member_days` rows of the three weeks before the reference day (the
+oldest day a rule looks at); whether a member ever posted before that comes from
+`memberships.first_posted_on`, so history never has to be read:
 
 - `movement`: for each (segment a week before, segment on the day) pair, how many members:
   the counts on both days and who moved where, in one grouped query.
 - `members_in`: one segment's members on the day, most recently active first, with the
   segment's size, in one statement.
 
-Both classify members with the same SQL `CASE` (`_segment`), so a listing always agrees
-with the counts. Times are compared in UTC against the bounds of local days, which the
-caller computes in the community's time zone (`Reference`).
+Both apply the same rules in the same precedence (`_segment`, `_segment_from_mask`; the
+tests hold both to one set of cases), so a listing agrees with the counts. Times are
+compared in UTC against the bounds of local days, which the caller computes in the
+community's time zone (`Reference`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, literal, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import postdays
 from storage.models import Member, MemberDay, Membership
 
 # Segment keys, in precedence order (the first rule that matches wins); see
@@ -97,13 +101,12 @@ def _activity(community_id: int, now: Reference, before: Reference) -> Any:
     )
 
 
-def _present(ref: Reference) -> Any:
+def _present(ref: Reference, ms: Any = Membership) -> Any:
     """In the community at the end of the reference day: seen by then, and not gone.
 
     Memberships keep only the latest join and leave, so a member who left before the day
     and came back after it counts as present then (rare; nothing better is stored).
     """
-    ms = Membership
     returned = and_(ms.joined_at.is_not(None), ms.joined_at > ms.left_at, ms.joined_at < ref.end)
     gone = and_(ms.left_at.is_not(None), ms.left_at < ref.end, ~returned)
     return and_(ms.first_seen_at < ref.end, ~gone)
@@ -131,6 +134,57 @@ def _segment(ref: Reference, last: Any, days: Any) -> Any:
     )
 
 
+# A member whose mask cannot answer for the reference day (it is too far before their latest
+# post): `movement` then reads `member_days` instead.
+_UNKNOWN = "?"
+
+
+def _masked(community_id: int, refs: dict[str, Reference]) -> Any:
+    """The community's memberships with each reference day's aligned mask (`bits_<name>`)
+    and whether the mask reaches that day's horizon (`covered_<name>`)."""
+    ms = Membership
+    horizon = AT_RISK_MAX_SILENT + 1  # the reference day and the 14 before it
+    columns: list[Any] = [
+        ms.first_seen_at,
+        ms.joined_at,
+        ms.left_at,
+        ms.first_posted_on,
+        ms.last_posted_on,
+    ]
+    for name, ref in refs.items():
+        columns.append(
+            postdays.aligned(ms.recent_posts_day, ms.recent_posts, ref.day).label(f"bits_{name}")
+        )
+        columns.append(
+            postdays.covered(ms.recent_posts_day, ref.day, horizon).label(f"covered_{name}")
+        )
+    # A plain subquery: SQLite inlines it, and measured faster than materializing it as a
+    # CTE (0.56–0.70 s against 0.79–0.83 s for 200,000 members under load).
+    return select(*columns).where(ms.community_id == community_id).subquery("masked")
+
+
+def _segment_from_mask(ref: Reference, row: Any, name: str) -> Any:
+    """`_segment` from a `_masked` row: the same rules, in the same precedence."""
+    joined_recently = and_(
+        row.joined_at.is_not(None), row.joined_at >= ref.new_since, row.joined_at < ref.end
+    )
+    never_posted = or_(row.first_posted_on.is_(None), row.first_posted_on > ref.day)
+    bits = row[f"bits_{name}"]
+    return case(
+        (~_present(ref, row), null()),
+        (joined_recently, literal(NEW)),
+        (never_posted, literal(LURKER)),
+        (~row[f"covered_{name}"], literal(_UNKNOWN)),
+        (
+            postdays.at_least(bits, WINDOW_DAYS, CORE_MIN_DAYS),
+            literal(CORE),
+        ),
+        (postdays.any_in(bits, WINDOW_DAYS), literal(CASUAL)),
+        (postdays.any_in(bits, AT_RISK_MAX_SILENT + 1), literal(AT_RISK)),
+        else_=literal(DORMANT),
+    )
+
+
 def _classified(community_id: int, now: Reference, before: Reference) -> Any:
     activity = _activity(community_id, now, before)
     ms = Membership
@@ -153,10 +207,28 @@ def _classified(community_id: int, now: Reference, before: Reference) -> Any:
 
 
 async def movement(
-    session: AsyncSession, community_id: int, now: Reference, before: Reference
+    session: AsyncSession,
+    community_id: int,
+    now: Reference,
+    before: Reference,
+    *,
+    use_mask: bool = True,
 ) -> dict[tuple[str | None, str | None], int]:
     """(segment on `before`, segment on `now`) -> members; None means not in the community
-    on that day (not yet seen, or left). Pairs of (None, None) are left out."""
+    on that day (not yet seen, or left). Pairs of (None, None) are left out.
+
+    One pass over the community's `memberships` when every member's posting-day mask
+    reaches both days (always, for days in the last six weeks); otherwise the same rules
+    over `member_days`.
+    """
+    if use_mask:
+        row = _masked(community_id, {"before": before, "now": now}).c
+        before_seg = _segment_from_mask(before, row, "before").label("before")
+        now_seg = _segment_from_mask(now, row, "now").label("now")
+        fast = select(before_seg, now_seg, func.count()).group_by(before_seg, now_seg)
+        flows = {(b, n): int(c) for b, n, c in (await session.execute(fast)).all()}
+        if not any(_UNKNOWN in pair for pair in flows):
+            return {pair: c for pair, c in flows.items() if pair != (None, None)}
     classified = _classified(community_id, now, before)
     query = (
         select(classified.c.before, classified.c.now, func.count())

@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 import storage.activity as activity_module
+from storage import postdays
 from storage.activity import (
     ActivityKind,
     ActivityRecord,
@@ -617,16 +618,22 @@ async def assert_rollups_match(
                 if counters[0]:
                     posted.setdefault(member, []).append(day)
             spans = select(
-                Member.external_id, Membership.first_posted_on, Membership.last_posted_on
+                Member.external_id,
+                Membership.first_posted_on,
+                Membership.last_posted_on,
+                Membership.recent_posts_day,
+                Membership.recent_posts,
             ).join(Member, Member.id == Membership.member_id)
             stored_spans = {
-                member: (first, last)
-                for member, first, last in await s.execute(
+                member: (first, last, day, mask)
+                for member, first, last, day, mask in await s.execute(
                     spans.where(Membership.community_id == cid)
                 )
-                if first is not None or last is not None
+                if first is not None or last is not None or day is not None or mask
             }
-            assert stored_spans == {m: (min(d), max(d)) for m, d in posted.items()}, key
+            assert stored_spans == {
+                m: (min(d), max(d), *(postdays.mask_of(d) or ())) for m, d in posted.items()
+            }, key
 
 
 @pytest.mark.parametrize("seed", [7, 2026])
@@ -990,3 +997,26 @@ async def test_two_writers_sharing_postgresql_keep_exact_rollups(pg_db: Database
         cid = await community_id(pg_db, g)
         async with pg_db.session() as s:
             assert await stored_days(s, cid) == await recount_from_events(s, cid, "UTC")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_posting_day_mask_survives_any_arrival_order(any_db: Database, seed: int) -> None:
+    # Posts over 100 days, far apart and close together, written in shuffled batches: the
+    # stored mask is the one of all the days, whatever order they arrived in.
+    rng = random.Random(seed)
+    days = sorted(rng.sample(range(100), 25))
+    records = [
+        rec(at=T0 + timedelta(days=d, minutes=m), key=f"mask:{seed}:{d}:{m}")
+        for d in days
+        for m in range(rng.randint(1, 3))
+    ]
+    rng.shuffle(records)
+    cuts = sorted(rng.sample(range(1, len(records)), 6))
+    for batch in (records[a:b] for a, b in zip([0, *cuts], [*cuts, len(records)], strict=True)):
+        await write_batches(any_db, [batch])
+    row = await membership(any_db)
+    posted = [T0.date() + timedelta(days=d) for d in days]
+    assert (row.first_posted_on, row.last_posted_on) == (min(posted), max(posted))
+    assert (row.recent_posts_day, row.recent_posts) == postdays.mask_of(posted)
+    assert row.recent_posts_day == postdays.day_number(max(posted))
+    assert row.recent_posts.bit_count() == sum(1 for d in posted if (max(posted) - d).days < 62)

@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, delete, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
+from storage import postdays
 from storage.db import Database, alembic_config
 from storage.models import Base, Chat, Community, CommunityDay, Membership, Occurrence
 from tests.conftest import postgres_schema_database
@@ -124,6 +125,11 @@ async def test_member_post_days_are_backfilled_from_the_daily_rollups(
             .order_by(Membership.member_id)
         )  # fmt: skip
         assert rows.all() == [(1, date(2026, 9, 3), date(2026, 10, 5)), (2, None, None)]
+        masks = await s.execute(
+            select(Membership.recent_posts_day, Membership.recent_posts)
+            .order_by(Membership.member_id)
+        )  # fmt: skip
+        assert masks.all() == [(postdays.day_number(date(2026, 10, 5)), 1 | 1 << 32), (None, 0)]
 
 
 async def test_upgrade_from_empty_reaches_head(empty_db: Database) -> None:

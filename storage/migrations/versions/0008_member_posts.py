@@ -20,18 +20,18 @@ def upgrade() -> None:
     with op.batch_alter_table("memberships", schema=None) as batch_op:
         batch_op.add_column(sa.Column("first_posted_on", sa.Date(), nullable=True))
         batch_op.add_column(sa.Column("last_posted_on", sa.Date(), nullable=True))
-    # Backfill from the daily rollups; from now on the activity writer keeps both.
+    # Backfill from the daily rollups in one grouped pass (a correlated subquery per
+    # membership lets SQLite pick the (community_id, day, member_id) key and scan the
+    # community's whole history once per member); from now on the activity writer keeps both.
     op.execute(
         """
-        UPDATE memberships SET
-          first_posted_on = (
-            SELECT MIN(md.day) FROM member_days md
-            WHERE md.community_id = memberships.community_id
-              AND md.member_id = memberships.member_id AND md.messages > 0),
-          last_posted_on = (
-            SELECT MAX(md.day) FROM member_days md
-            WHERE md.community_id = memberships.community_id
-              AND md.member_id = memberships.member_id AND md.messages > 0)
+        UPDATE memberships SET first_posted_on = posts.first_day, last_posted_on = posts.last_day
+        FROM (
+            SELECT community_id, member_id, MIN(day) AS first_day, MAX(day) AS last_day
+            FROM member_days WHERE messages > 0 GROUP BY community_id, member_id
+        ) AS posts
+        WHERE memberships.community_id = posts.community_id
+          AND memberships.member_id = posts.member_id
         """
     )
 
