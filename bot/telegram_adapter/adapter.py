@@ -1,16 +1,20 @@
 """Runs commops on Telegram: a python-telegram-bot `Application`, polling or webhook.
 
 Every update is translated into neutral events and handed to the dispatcher, in order
-(python-telegram-bot processes updates one after another by default). The adapter also
-keeps what only it can know: which chat each poll it sent lives in, administrator cache
-invalidation on `chat_member` changes, and group -> supergroup migrations.
+(python-telegram-bot processes updates one after another by default). Plain messages skip
+python-telegram-bot's objects: `intake` reads them from the raw JSON (polling and webhook alike)
+and queues them as `FastUpdates` between the ordinary `Update`s. The adapter also keeps what
+only it can know: which chat each poll it sent lives in, administrator cache invalidation on
+`chat_member` changes, and group -> supergroup migrations.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from telegram import (
@@ -22,8 +26,10 @@ from telegram import (
 )
 from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.request import HTTPXRequest
 
 from bot.telegram_adapter.gateway import CallbackGateway, TelegramGateway
+from bot.telegram_adapter.intake import FastPathBot, FastUpdates, WebhookIntake, split_updates
 from bot.telegram_adapter.translate import (
     BotIdentity,
     admin_change,
@@ -90,6 +96,23 @@ def command_menu(
     return list(members.values()), list(everyone.values())
 
 
+def build_bot(settings: TelegramSettings) -> FastPathBot:
+    """The bot as `ApplicationBuilder` would build it, but able to split updates (see intake)."""
+    urls: dict[str, str] = {}
+    if settings.api_base_url:
+        urls["base_url"] = settings.api_base_url
+    if settings.api_base_file_url:
+        urls["base_file_url"] = settings.api_base_file_url
+    return FastPathBot(
+        token=settings.token,
+        # The builder's defaults: a pool of 256 connections for calls, one for the long poll.
+        request=HTTPXRequest(connection_pool_size=256),
+        get_updates_request=HTTPXRequest(connection_pool_size=1),
+        rate_limiter=AIORateLimiter(max_retries=3),
+        **urls,
+    )
+
+
 class TelegramAdapter:
     """Owns the python-telegram-bot Application and feeds the dispatcher."""
 
@@ -97,23 +120,61 @@ class TelegramAdapter:
 
     def __init__(self, settings: TelegramSettings) -> None:
         self.settings = settings
-        builder: ApplicationBuilder = (
-            ApplicationBuilder().token(settings.token).rate_limiter(AIORateLimiter(max_retries=3))
-        )
-        if settings.api_base_url:
-            builder = builder.base_url(settings.api_base_url)
-        if settings.api_base_file_url:
-            builder = builder.base_file_url(settings.api_base_file_url)
-        self.application: Application = builder.build()
-        self.gateway = TelegramGateway(self.application.bot, admin_ttl=settings.admin_cache_seconds)
+        self.bot = build_bot(settings)
+        self.application: Application = ApplicationBuilder().bot(self.bot).build()
+        self.gateway = TelegramGateway(self.bot, admin_ttl=settings.admin_cache_seconds)
         self.poll_chats: dict[str, ChatRef] = {}
         self.me: BotIdentity | None = None
         self._dispatcher: Dispatcher | None = None
+        self._webhook: WebhookIntake | None = None
         self._stopped = asyncio.Event()
         self.application.add_handler(TypeHandler(Update, self._on_update))
+        self.application.add_handler(TypeHandler(FastUpdates, self._on_fast))
         self.application.add_error_handler(self._on_error)
 
+    def attach(self, dispatcher: Dispatcher, me: BotIdentity) -> None:
+        """Everything `start()` sets up except the network: for `process_raw`, tests, benches."""
+        self._wire(dispatcher, me)
+        dispatcher.services.gateways.register(self.gateway)
+
+    def _wire(self, dispatcher: Dispatcher, me: BotIdentity) -> None:
+        self._dispatcher = dispatcher
+        self.me = me
+        self.bot.enable_fast_path(me)
+        self.gateway.on_poll_sent = self.poll_chats.__setitem__
+
+    async def process_raw(self, raw_updates: Sequence[Mapping[str, Any]]) -> None:
+        """Handle a batch of raw Bot API updates in order, as polling would (no network needed
+        for plain messages): the same split, the same dispatch, each awaited before the next."""
+        for item in split_updates(raw_updates, self.bot, self.me):
+            if type(item) is FastUpdates:
+                await self._dispatch_fast(item)
+            else:
+                try:
+                    await self._dispatch(item)  # type: ignore[arg-type]
+                except Exception:
+                    # What the Application's error handler does with it.
+                    log.exception("telegram update failed")
+
+    async def _on_fast(self, batch: FastUpdates, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._dispatch_fast(batch)
+
+    async def _dispatch_fast(self, batch: FastUpdates) -> None:
+        """Plain messages: only their events (no admin, migration, poll or button work)."""
+        dispatcher, gateway = self._dispatcher, self.gateway
+        assert dispatcher is not None
+        for event in batch.events:
+            try:
+                await dispatcher.handle(event, gateway)
+            except Exception:
+                # One message failing (the activity writer refusing it) must not lose the rest
+                # of the batch: each was its own update to Telegram.
+                log.exception("telegram message %s failed", event.key)
+
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._dispatch(update)
+
+    async def _dispatch(self, update: Update) -> None:
         assert self._dispatcher is not None and self.me is not None
         changed = admin_change(update)
         if changed is not None:
@@ -136,7 +197,7 @@ class TelegramAdapter:
         if isinstance(gateway, CallbackGateway) and not gateway.answered:
             # Telegram shows a spinner on the button until the press is acknowledged.
             try:
-                await self.application.bot.answer_callback_query(query.id)
+                await self.bot.answer_callback_query(query.id)
             except TelegramError:
                 log.warning("could not acknowledge button press %s", query.id)
 
@@ -169,21 +230,27 @@ class TelegramAdapter:
         """Connect, publish commands and start receiving updates."""
         self._dispatcher = dispatcher
         await self.application.initialize()
-        bot = self.application.bot
-        self.me = BotIdentity(bot.id, bot.username)
-        self.gateway.on_poll_sent = self.poll_chats.__setitem__
+        bot = self.bot
+        self._wire(dispatcher, BotIdentity(bot.id, bot.username))
         await self.register_commands(dispatcher)
         await self.application.start()
         updater = self.application.updater
         assert updater is not None
         if self.settings.mode == "webhook":
-            await updater.start_webhook(
+            # python-telegram-bot's own webhook server builds an Update from every body; this
+            # one splits them like polling does (see intake.WebhookIntake).
+            self._webhook = WebhookIntake(
+                bot,
+                self.application.update_queue.put,
+                lambda: self.me,
+                secret_token=self.settings.secret_token,
+            )
+            await self._webhook.start(
                 listen=self.settings.listen,
                 port=self.settings.port,
                 # Serve on the public URL's own path, so a reverse proxy can pass it through.
                 url_path=urlsplit(self.settings.webhook_url or "").path.lstrip("/"),
                 webhook_url=self.settings.webhook_url,
-                secret_token=self.settings.secret_token,
                 allowed_updates=ALLOWED_UPDATES,
             )
         else:
@@ -207,6 +274,8 @@ class TelegramAdapter:
         self._stopped.set()
 
     async def shutdown(self) -> None:
+        if self._webhook is not None:
+            await self._webhook.stop()
         updater = self.application.updater
         if updater is not None and updater.running:
             await updater.stop()
