@@ -517,8 +517,10 @@ async def _rebuild_timers(services: Services, scheduler: SchedulerService) -> No
     soon = now + START_SWEEP_DELAY
     for post, community in rows:
         assert post.next_run_at is not None
-        # Overdue runs fire soon, once the platforms had a moment to connect.
-        at = max(release_time(post.next_run_at, community), soon)
+        # Overdue runs fire soon, once the platforms had a moment to connect; runs still to
+        # come keep their time (a send waits for its platform anyway, see `deliver`).
+        release = release_time(post.next_run_at, community)
+        at = release if release > now else soon
         _set_timer(scheduler, post.id, post.next_run_at, at)
     for occurrence_id, name in retries:
         post_id = int(name.split(":")[1])
