@@ -33,9 +33,12 @@ from bench import (
     draw,
     format_table,
     ingest,
+    latency,
     postgres_problem,
     postgres_url,
     progress,
+    scheduler,
+    summaries,
     summary,
 )
 
@@ -47,9 +50,18 @@ BENCHMARKS: dict[str, tuple[Benchmark, Any, Any]] = {
     ingest.NAME: (ingest.run, ingest.QUICK, ingest.FULL),
     draw.NAME: (draw.run, draw.QUICK, draw.FULL),
     summary.NAME: (summary.run, summary.QUICK, summary.FULL),
+    summaries.NAME: (summaries.run, summaries.QUICK, summaries.FULL),
+    scheduler.NAME: (scheduler.run, scheduler.QUICK, scheduler.FULL),
+    latency.NAME: (latency.run, latency.QUICK, latency.FULL),
 }
 # Benchmarks whose table is not events per second (the summary reports milliseconds).
-FORMATTERS: dict[str, Callable[[BenchResult], str]] = {summary.NAME: summary.format_table}
+FORMATTERS: dict[str, Callable[[BenchResult], str]] = {
+    ingest.NAME: ingest.format_table,
+    summary.NAME: summary.format_table,
+    summaries.NAME: summaries.format_table,
+    scheduler.NAME: scheduler.format_table,
+    latency.NAME: latency.format_table,
+}
 # Benchmarks that touch no database run once per invocation, whatever `--db` says.
 DATABASE_FREE = frozenset({draw.NAME})
 
@@ -105,6 +117,8 @@ def code_fingerprint() -> dict[str, str]:
 def workload_for(args: argparse.Namespace, quick: Any, full: Any) -> Any:
     """The quick or full workload, with N (and the baseline subset) capped by `--events`."""
     load = quick if args.quick else full
+    if args.events is not None and isinstance(load, summaries.Server):
+        return summaries.scaled(load, args.events)
     if args.events is not None:
         load = replace(
             load, events=args.events, baseline_events=min(load.baseline_events, args.events)

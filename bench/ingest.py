@@ -1,46 +1,62 @@
-"""Benchmark `ingest`: activity recording from neutral events to committed rows and rollups.
+"""Benchmark `ingest`: raw platform payloads to committed activity rows and rollups (issue 10).
 
-Variants, each on a fresh migrated database and timed until everything is committed:
-  dispatcher+writer  neutral events -> `Dispatcher.handle` -> `ActivityWriter` (batches of 500)
-  writer only        pre-built `ActivityRecord`s -> `ActivityWriter.record`
-  naive baseline     one ORM session and one commit per event (get-or-create, get-or-add rollups)
+The workload is a file of raw Telegram `getUpdates` bodies (`bench/telegram_payloads.py`) and
+one of Discord `MESSAGE_CREATE` frames (`bench/discord_payloads.py`), generated before any
+timing. Variants, each on a fresh migrated database where it writes, verified afterwards:
+
+  telegram e2e       body bytes -> json.loads -> TelegramAdapter.process_raw -> router ->
+                     ActivityWriter, until `writer.stop()` returned (all committed)
+  storage floor      the same rows and rollups from pre-extracted tuples, raw driver only
+  floor, no rollups  the same, events (and their communities, chats, members) only
+  writer only        pre-built ActivityRecords -> ActivityWriter
+  de_json only       bare telegram.Update.de_json on the first updates (no database)
+  naive baseline     de_json + translate + one ORM session and commit per event (a subset)
+  discord parse      frames -> discord.py's own MESSAGE_CREATE parser -> translate_message
+  discord e2e        the same through DiscordAdapter -> router -> ActivityWriter
+
+Peak memory: the full telegram e2e once more in a child process (`bench.ingest_rss`).
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, timedelta
+import asyncio
+import json
+import math
+import resource
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import date
+from pathlib import Path
 from typing import Any
 
+import discord
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import Bot, Update
 
 from bench import (
     BenchResult,
     Target,
     VariantResult,
     VerificationError,
+    _remove_sqlite_files,
     clock,
     fresh_database,
     interleave,
     progress,
 )
+from bench import discord_payloads as dp
+from bench import floor as fl
+from bench import telegram_payloads as tp
 from bot.app import build_dispatcher
+from bot.discord_adapter.adapter import DiscordAdapter, DiscordSettings, intents
+from bot.discord_adapter.translate import translate_message
+from bot.telegram_adapter.adapter import TelegramAdapter, TelegramSettings
+from bot.telegram_adapter.translate import BotIdentity, translate
 from handlers.core.clock import SystemClock
 from handlers.core.context import Services
-from handlers.core.events import (
-    ChatRef,
-    ContentKind,
-    Event,
-    MessageEvent,
-    Platform,
-    ReactionAdded,
-    Role,
-    UserRef,
-)
-from handlers.core.outgoing import Capabilities, OutgoingMessage, OutgoingPoll, SentMessage
+from handlers.core.events import MessageEvent
 from handlers.core.recording import activity_record
 from handlers.core.render import Renderer
 from storage.activity import ActivityKind, ActivityRecord, ActivityWriter, CommunityDefaults, zone
@@ -56,152 +72,84 @@ from storage.models import (
 )
 
 NAME = "ingest"
-DISPATCHER = "dispatcher+writer"
+E2E = "telegram e2e"
+FLOOR = "storage floor"
+FLOOR_BARE = "floor, no rollups"
 WRITER = "writer only"
+DE_JSON = "de_json only"
 NAIVE = "naive baseline"
-VARIANTS = (DISPATCHER, WRITER, NAIVE)
+DISCORD_PARSE = "discord parse"
+DISCORD_E2E = "discord e2e"
+VARIANTS = (E2E, FLOOR, FLOOR_BARE, WRITER, DE_JSON, NAIVE, DISCORD_PARSE, DISCORD_E2E)
+# Variants that write nothing: no database is created for them.
+DATABASE_FREE = frozenset({DE_JSON, DISCORD_PARSE})
+# Compared with the storage floor (the others parse only, or are the floor).
+WRITES = (E2E, WRITER, NAIVE, DISCORD_E2E)
+
 BATCH_SIZE = 500
 WARMUP_EVENTS = 200
-T0 = datetime(2026, 11, 16, 0, 0, tzinfo=UTC)
+PROGRESS_SECONDS = 5.0
+# Records and parsed updates are built this many at a time outside the timing (flat memory).
+CHUNK = 50_000
+TOKEN = "123:abc"
+ME = BotIdentity(4_242_424_242, "commops_bench_bot")
+
+# Issue 10's bars for the end-to-end Telegram figure.
+E2E_BAR = {"sqlite": 25_000, "postgresql": 20_000}
+NAIVE_BAR = 20.0
+FLOOR_BAR = 0.60
+RSS_BAR_MB = 300
 
 
 @dataclass(frozen=True)
 class Workload:
-    """The synthetic traffic: N events by M members in C chats over a few days, seeded."""
+    """N Telegram updates from M members in C supergroups, plus a Discord stream; seeded."""
 
     events: int
     members: int
     chats: int
     baseline_events: int
-    seed: int = 20261116
-    days: int = 7
-    reply_share: float = 0.15
-    reaction_share: float = 0.10
-    discord_share: float = 0.25
-    channels_per_guild: int = 5
+    de_json_events: int
+    discord_events: int
+    seed: int = 20261123
+    peak_rss: bool = True
+
+    def telegram(self) -> tp.TelegramLoad:
+        return tp.TelegramLoad(self.events, self.members, self.chats, seed=self.seed)
+
+    def discord(self) -> dp.DiscordLoad:
+        messages = min(self.discord_events, self.events)
+        return dp.DiscordLoad(messages, max(100, self.members // 10))
 
 
-QUICK = Workload(events=3_000, members=600, chats=10, baseline_events=500)
-FULL = Workload(events=100_000, members=20_000, chats=100, baseline_events=2_000)
+QUICK = Workload(
+    events=3_000, members=600, chats=10, baseline_events=500, de_json_events=3_000,
+    discord_events=1_000,
+)  # fmt: skip
+FULL = Workload(
+    events=1_000_000, members=200_000, chats=100, baseline_events=2_000, de_json_events=50_000,
+    discord_events=100_000,
+)  # fmt: skip
 
 
-class NullGateway:
-    """A `ChatGateway` that sends nowhere (messages have no handlers, so nothing is sent)."""
+class Ticker:
+    """Progress on stderr about every `PROGRESS_SECONDS` during a long variant."""
 
-    platform = Platform.TELEGRAM
-    capabilities = Capabilities(buttons=True, private_messages=True)
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total = label, total
+        self.started = self.last = clock()
 
-    def __init__(self) -> None:
-        self.sent = 0
-
-    async def send(
-        self, chat: ChatRef, message: OutgoingMessage, *, reply_to: str | None = None
-    ) -> SentMessage:
-        self.sent += 1
-        return SentMessage(chat, f"out-{self.sent}")
-
-    async def edit(self, sent: SentMessage, message: OutgoingMessage) -> None:
-        return None
-
-    async def send_private(self, user: UserRef, message: OutgoingMessage) -> SentMessage:
-        self.sent += 1
-        return SentMessage(ChatRef(user.platform, user.user_id, user.user_id), f"out-{self.sent}")
-
-    async def send_poll(self, chat: ChatRef, poll: OutgoingPoll) -> SentMessage:
-        self.sent += 1
-        return SentMessage(chat, f"out-{self.sent}", poll_id=f"poll-{self.sent}")
-
-    async def close_poll(self, sent: SentMessage) -> None:
-        return None
-
-    async def role_of(self, chat: ChatRef, user: UserRef) -> Role:
-        return Role.MEMBER
-
-    async def member_count(self, chat: ChatRef) -> int | None:
-        return None
-
-
-# --- workload -------------------------------------------------------------------------------
-
-
-def make_chats(load: Workload) -> list[ChatRef]:
-    """Telegram groups (each its own community) and Discord channels grouped into servers."""
-    discord = round(load.chats * load.discord_share)
-    chats = [
-        ChatRef(Platform.TELEGRAM, f"-100{1_000_000 + i}", f"-100{1_000_000 + i}", f"Group {i}")
-        for i in range(load.chats - discord)
-    ]
-    for i in range(discord):
-        guild = 900_000_000_000 + i // load.channels_per_guild
-        chats.append(
-            ChatRef(Platform.DISCORD, str(800_000_000_000 + i), str(guild), f"channel-{i}")
-        )
-    return chats
-
-
-def make_members(load: Workload) -> list[UserRef]:
-    """M people, a quarter of them on Discord; every third has no username."""
-    members = []
-    for i in range(load.members):
-        platform = Platform.DISCORD if i % 4 == 3 else Platform.TELEGRAM
-        user_id = str((700_000_000_000 if platform is Platform.DISCORD else 5_000_000) + i)
-        username = None if i % 3 == 2 else f"member{i}"
-        members.append(UserRef(platform, user_id, f"Member {i}", username))
-    return members
-
-
-def make_events(load: Workload) -> list[Event]:
-    """The deterministic event stream, in time order: messages, replies and reactions."""
-    rng = random.Random(load.seed)
-    chats = make_chats(load)
-    by_platform = {p: [c for c in chats if c.platform is p] for p in Platform}
-    members = [m for m in make_members(load) if by_platform[m.platform]]
-    # Zipf-like activity: a few members write most messages, as in real groups.
-    weights = [1.0 / (rank + 1) ** 0.9 for rank in range(len(members))]
-    authors = rng.choices(members, weights=weights, k=load.events)
-    recent: dict[str, list[tuple[str, str]]] = {c.chat_id: [] for c in chats}
-    step = timedelta(days=load.days) / load.events
-    events: list[Event] = []
-    for n, who in enumerate(authors):
-        own = by_platform[who.platform]
-        home = own[int(who.user_id) % len(own)]
-        chat = home if rng.random() < 0.8 else rng.choice(own)
-        at = T0 + step * n
-        earlier = recent[chat.chat_id]
-        roll = rng.random()
-        if earlier and roll < load.reaction_share:
-            message_id, _ = rng.choice(earlier)
-            key = f"r:{message_id}:{who.user_id}:{n}"
-            events.append(ReactionAdded(chat, who, at, key, message_id, "👍"))
-            continue
-        reply_to = None
-        if earlier and roll < load.reaction_share + load.reply_share:
-            reply_to = rng.choice(earlier)[1]
-        message_id = str(n + 1)
-        length = rng.randint(1, 400)
-        events.append(
-            MessageEvent(
-                chat,
-                who,
-                at,
-                f"m:{message_id}",
-                message_id,
-                ContentKind.TEXT,
-                length,
-                "x" * min(length, 32),
-                reply_to,
+    def __call__(self, done: int) -> None:
+        now = clock()
+        if now - self.last >= PROGRESS_SECONDS:
+            self.last = now
+            progress(
+                f"[{NAME}] {self.label}: {done:,}/{self.total:,} "
+                f"({done / (now - self.started):,.0f}/s so far)"
             )
-        )
-        earlier.append((message_id, who.user_id))
-        if len(earlier) > 50:
-            del earlier[:25]
-    return events
 
 
-def records_of(events: Sequence[Event]) -> list[ActivityRecord]:
-    """The activity records the router would queue for these events."""
-    records = [activity_record(e) for e in events]
-    return [r for r in records if r is not None]
+# --- expected counts ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -219,30 +167,6 @@ class Expected:
     member_days: int
     active_members: int
     characters: int
-
-
-def expected_counts(records: Sequence[ActivityRecord]) -> Expected:
-    """Count, in plain Python, what the rows and rollups must say (time zone UTC)."""
-    communities = {(r.platform, r.community_key) for r in records}
-    chats = {(r.platform, r.community_key, r.chat_key) for r in records}
-    members = {(r.platform, r.member_key) for r in records}
-    memberships = {(r.platform, r.community_key, r.member_key) for r in records}
-    days = {(r.platform, r.community_key, r.at.date(), r.member_key) for r in records}
-    messages = [r for r in records if r.kind is ActivityKind.MESSAGE]
-    active = {(r.platform, r.community_key, r.at.date(), r.member_key) for r in messages}
-    return Expected(
-        events=len({(r.platform, r.community_key, r.chat_key, r.event_key) for r in records}),
-        messages=len(messages),
-        replies=sum(r.is_reply for r in messages),
-        reactions=sum(r.kind is ActivityKind.REACTION for r in records),
-        communities=len(communities),
-        chats=len(chats),
-        members=len(members),
-        memberships=len(memberships),
-        member_days=len(days),
-        active_members=len(active),
-        characters=sum(r.length for r in messages),
-    )
 
 
 async def database_counts(db: Database) -> Expected:
@@ -286,43 +210,81 @@ async def verify(db: Database, expected: Expected) -> None:
         raise VerificationError(", ".join(wrong))
 
 
+def expected_of_rows(rows: Sequence[fl.Row]) -> Expected:
+    """The counts for a list of Telegram message rows (UTC days; every row a new message)."""
+    days = {(r.chat, r.day, r.member) for r in rows}
+    return Expected(
+        events=len({(r.chat, r.event_key) for r in rows}),
+        messages=len(rows),
+        replies=sum(r.is_reply for r in rows),
+        reactions=0,
+        communities=len({r.chat for r in rows}),
+        chats=len({r.chat for r in rows}),
+        members=len({r.member for r in rows}),
+        memberships=len({(r.chat, r.member) for r in rows}),
+        member_days=len(days),
+        active_members=len(days),
+        characters=sum(r.length for r in rows),
+    )
+
+
+def without_rollups(expected: Expected) -> Expected:
+    """What the floor without rollups leaves: events, communities, chats, members."""
+    return replace(
+        expected,
+        messages=0,
+        replies=0,
+        memberships=0,
+        member_days=0,
+        active_members=0,
+        characters=0,
+    )
+
+
+def record_of(row: fl.Row) -> ActivityRecord:
+    """The record the router queues for one plain Telegram group message."""
+    return ActivityRecord(
+        kind=ActivityKind.MESSAGE,
+        platform="telegram",
+        community_key=row.chat,
+        chat_key=row.chat,
+        member_key=row.member,
+        member_name=row.name,
+        at=row.at,
+        event_key=row.event_key,
+        community_title=row.chat_title,
+        chat_title=row.chat_title,
+        member_username=row.username,
+        content=row.content,
+        length=row.length,
+        is_reply=row.is_reply,
+    )
+
+
 # --- variants -------------------------------------------------------------------------------
 
 
-async def run_dispatcher_writer(
-    db: Database,
-    events: Sequence[Event],
-    renderer: Renderer,
-    stats: dict[str, Any] | None = None,
-) -> float:
-    """Neutral events through `Dispatcher.handle` into the batched writer; seconds to commit."""
-    writer = ActivityWriter(db, batch_size=BATCH_SIZE)
-    services = Services(db=db, activity=writer, renderer=renderer, clock=SystemClock())
-    dispatcher = build_dispatcher(services)
-    gateway = NullGateway()
-    started = clock()
-    await writer.start()
-    for event in events:
-        await dispatcher.handle(event, gateway)
-    await writer.stop()
-    took = clock() - started
-    _keep_stats(writer, stats, replies=gateway.sent)
-    return took
+class NoReplies:
+    """Stands in for a gateway's sending methods: a plain message must never cause a reply."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        raise RuntimeError("the benchmark's plain messages must not make the bot send anything")
 
 
-async def run_writer(
-    db: Database, records: Sequence[ActivityRecord], stats: dict[str, Any] | None = None
-) -> float:
-    """Pre-built records straight into the batched writer; seconds until all are committed."""
+def _silence(gateway: Any, guard: NoReplies) -> None:
+    """Replace every sending method of `gateway` with `guard` (no network, counted)."""
+    for name in ("send", "edit", "send_private", "send_poll", "close_poll"):
+        if hasattr(gateway, name):
+            setattr(gateway, name, guard)
+
+
+def _services(db: Database, renderer: Renderer) -> tuple[Services, ActivityWriter]:
     writer = ActivityWriter(db, batch_size=BATCH_SIZE)
-    started = clock()
-    await writer.start()
-    for record in records:
-        await writer.record(record)
-    await writer.stop()
-    took = clock() - started
-    _keep_stats(writer, stats)
-    return took
+    return Services(db=db, activity=writer, renderer=renderer, clock=SystemClock()), writer
 
 
 def _keep_stats(writer: ActivityWriter, stats: dict[str, Any] | None, **more: Any) -> None:
@@ -331,16 +293,206 @@ def _keep_stats(writer: ActivityWriter, stats: dict[str, Any] | None, **more: An
         stats.update(batch_size=writer.batch_size, **asdict(writer.stats), **more)
 
 
-async def run_naive(db: Database, events: Sequence[Event]) -> float:
-    """One ORM session and one commit per event, the straightforward way; seconds."""
+async def run_telegram_e2e(
+    db: Database,
+    path: Path,
+    renderer: Renderer,
+    limit: int | None = None,
+    stats: dict[str, Any] | None = None,
+    tick: Callable[[int], None] | None = None,
+) -> float:
+    """Raw bodies -> `json.loads` -> `process_raw` -> router -> writer; seconds to commit."""
+    services, writer = _services(db, renderer)
+    dispatcher = build_dispatcher(services)
+    adapter = TelegramAdapter(TelegramSettings(token=TOKEN))
+    adapter.attach(dispatcher, ME)
+    guard = NoReplies()
+    _silence(adapter.gateway, guard)
+    process = adapter.process_raw
+    done = 0
+    started = clock()
+    await writer.start()
+    for body in tp.bodies(path, limit):
+        batch = json.loads(body)["result"]
+        await process(batch)
+        if tick is not None:
+            done += len(batch)
+            tick(done)
+    await writer.stop()
+    took = clock() - started
+    _keep_stats(writer, stats, replies=guard.calls)
+    return took
+
+
+async def run_writer(
+    db: Database,
+    path: Path,
+    limit: int | None = None,
+    stats: dict[str, Any] | None = None,
+    tick: Callable[[int], None] | None = None,
+) -> float:
+    """Pre-built records into the batched writer (built a chunk at a time, untimed)."""
+    writer = ActivityWriter(db, batch_size=BATCH_SIZE)
+    took = 0.0
+    done = 0
+    await writer.start()
+    for chunk in fl.chunks(path, limit, CHUNK):
+        records = [record_of(r) for r in chunk]
+        started = clock()
+        for record in records:
+            await writer.record(record)
+        await writer.flush()
+        took += clock() - started
+        done += len(records)
+        if tick is not None:
+            tick(done)
+    started = clock()
+    await writer.stop()
+    took += clock() - started
+    _keep_stats(writer, stats)
+    return took
+
+
+def _update_chunks(path: Path, limit: int, size: int = 10_000) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for update in tp.updates(path, limit):
+        chunk.append(update)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+async def run_de_json(path: Path, limit: int, stats: dict[str, Any] | None = None) -> float:
+    """Bare `Update.de_json` over the first `limit` updates (dicts parsed untimed)."""
+    bot = Bot(TOKEN)
+    took = 0.0
+    messages = 0
+    for chunk in _update_chunks(path, limit):
+        started = clock()
+        built = [Update.de_json(u, bot) for u in chunk]
+        took += clock() - started
+        messages += sum(u.message is not None for u in built)
+    if stats is not None:
+        stats["messages"] = messages
+    return took
+
+
+async def run_naive(db: Database, updates: Sequence[dict[str, Any]]) -> float:
+    """PTB `de_json` + translate, then one ORM session and one commit per event; seconds."""
+    bot = Bot(TOKEN)
     defaults = CommunityDefaults()
     started = clock()
-    for event in events:
-        record = activity_record(event)
-        if record is not None:
-            async with db.sessions() as session, session.begin():
-                await naive_write(session, record, defaults)
+    for raw in updates:
+        for event in translate(Update.de_json(raw, bot), ME):
+            record = activity_record(event)
+            if record is not None:
+                async with db.sessions() as session, session.begin():
+                    await naive_write(session, record, defaults)
     return clock() - started
+
+
+@dataclass
+class DiscordWorld:
+    """discord.py's client and cache, filled with the generated guilds as after READY."""
+
+    client: discord.Client
+    parse: Callable[[Any], None]
+
+
+async def discord_world(load: dp.DiscordLoad, client: discord.Client) -> DiscordWorld:
+    """Prime `client`'s ConnectionState without a network: loop, bot user, guild cache."""
+    await client._async_setup_hook()
+    state = client._connection
+    state.user = discord.ClientUser(state=state, data=dp.bot_user())
+    for guild in dp.guilds(load):
+        state._add_guild_from_data(guild)
+    return DiscordWorld(client, state.parsers["MESSAGE_CREATE"])
+
+
+def _frames(path: Path, limit: int | None) -> Iterator[bytes]:
+    with path.open("rb") as source:
+        for n, line in enumerate(source):
+            if limit is not None and n >= limit:
+                return
+            yield line
+
+
+async def _feed(world: DiscordWorld, path: Path, limit: int | None) -> None:
+    """Frames through discord.py's parser; every 100 frames the handlers it started finish
+    (the gateway reader yields between frames, so handlers never pile up unboundedly)."""
+    parse = world.parse
+    for n, frame in enumerate(_frames(path, limit), 1):
+        parse(json.loads(frame)["d"])
+        if n % 100 == 0:
+            await _settle()
+    await _settle()
+
+
+async def _settle() -> None:
+    """Wait for the `on_message` tasks discord.py scheduled so far."""
+    current = asyncio.current_task()
+    pending = [
+        t for t in asyncio.all_tasks() if t is not current and t.get_name().startswith("discord.py")
+    ]
+    if pending:
+        await asyncio.gather(*pending)
+
+
+def _discord_intents() -> discord.Intents:
+    return intents(DiscordSettings(token=TOKEN, message_content=True))
+
+
+async def run_discord_parse(
+    load: dp.DiscordLoad, path: Path, limit: int | None = None, stats: dict[str, Any] | None = None
+) -> float:
+    """Frames -> discord.py's MESSAGE_CREATE parser -> `translate_message`; seconds."""
+    client = discord.Client(intents=_discord_intents())
+    world = await discord_world(load, client)
+    events: list[int] = [0, 0, 0]  # messages, replies, characters
+
+    @client.event
+    async def on_message(message: discord.Message) -> None:
+        for event in translate_message(message, me_id=dp.BOT_ID, prefix="!"):
+            if isinstance(event, MessageEvent):
+                events[0] += 1
+                events[1] += event.reply_to_user_id is not None
+                events[2] += event.length
+
+    started = clock()
+    await _feed(world, path, limit)
+    took = clock() - started
+    if stats is not None:
+        stats.update(messages=events[0], replies=events[1], characters=events[2])
+    return took
+
+
+async def run_discord_e2e(
+    db: Database,
+    load: dp.DiscordLoad,
+    path: Path,
+    renderer: Renderer,
+    limit: int | None = None,
+    stats: dict[str, Any] | None = None,
+) -> float:
+    """Frames -> discord.py -> DiscordAdapter -> router -> writer; seconds until committed."""
+    services, writer = _services(db, renderer)
+    dispatcher = build_dispatcher(services)
+    client = discord.Client(intents=_discord_intents())
+    settings = DiscordSettings(token=TOKEN, message_content=True, sync_state_file=None)
+    adapter = DiscordAdapter(settings, client=client)
+    adapter.attach(dispatcher)
+    guard = NoReplies()
+    _silence(adapter.gateway, guard)
+    world = await discord_world(load, client)
+    started = clock()
+    await writer.start()
+    await _feed(world, path, limit)
+    await writer.stop()
+    took = clock() - started
+    _keep_stats(writer, stats, replies=guard.calls)
+    return took
 
 
 async def naive_write(
@@ -495,29 +647,58 @@ async def _naive_membership(
 
 # --- the benchmark --------------------------------------------------------------------------
 
+PAYLOADS_ENV = "COMMOPS_BENCH_PAYLOADS"
+
+
+def payload_dir() -> Path:
+    """Where the generated payload files are cached between runs (deterministic, seeded)."""
+    import os
+    import tempfile
+
+    chosen = os.environ.get(PAYLOADS_ENV)
+    where = Path(chosen) if chosen else Path(tempfile.gettempdir()) / "commops-bench-payloads"
+    where.mkdir(parents=True, exist_ok=True)
+    return where
+
 
 @dataclass
-class _Plan:
-    """Everything built before timing starts: events, records and the expected counts."""
+class Plan:
+    """Everything built before timing starts: the payload files and the expected counts."""
 
-    events: list[Event]
-    records: list[ActivityRecord]
-    baseline: list[Event]
+    load: Workload
+    telegram: Path
     expected: Expected
+    baseline: list[dict[str, Any]]
     expected_baseline: Expected
+    de_json_events: int
+    discord_load: dp.DiscordLoad
+    discord: Path
+    expected_discord: Expected
 
 
-def plan(load: Workload) -> _Plan:
-    """Build the workload once; the naive baseline gets its first `baseline_events` events."""
-    events = make_events(load)
-    records = records_of(events)
-    baseline = events[: min(load.baseline_events, len(events))]
-    return _Plan(
-        events, records, baseline, expected_counts(records), expected_counts(records_of(baseline))
+def plan(load: Workload, where: Path | None = None) -> Plan:
+    """Generate (or reuse) the payload files; the baseline's updates are held in memory."""
+    where = where or payload_dir()
+    path, counts = tp.ensure(load.telegram(), where)
+    baseline = list(tp.updates(path, min(load.baseline_events, load.events)))
+    rows = [fl.row_of(u) for u in baseline]
+    discord_load = load.discord()
+    discord_path, discord_counts = dp.ensure(discord_load, where)
+    return Plan(
+        load,
+        path,
+        Expected(**counts),
+        baseline,
+        expected_of_rows(rows),
+        min(load.de_json_events, load.events),
+        discord_load,
+        discord_path,
+        Expected(**discord_counts),
     )
 
 
 Work = Callable[[Database], Awaitable[float]]
+Check = Callable[[dict[str, Any]], str | None]
 
 
 async def _timed(
@@ -529,82 +710,341 @@ async def _timed(
         try:
             await verify(db, expected)
             if result.extra.get("replies"):
-                raise VerificationError(f"the bot replied {result.extra['replies']} times")
+                raise VerificationError(f"the bot tried to reply {result.extra['replies']} times")
         except VerificationError as exc:
             result.verified, result.error = False, str(exc)
     return float(took)
 
 
-async def _warm_up(target: Target, renderer: Renderer, events: int) -> None:
-    """One untimed run of every variant on a small slice (imports, caches, connections)."""
-    small = plan(Workload(events=events, members=50, chats=4, baseline_events=min(events, 50)))
+async def _checked(
+    work: Callable[[], Awaitable[float]], check: Check, result: VariantResult
+) -> float:
+    """Run a variant that writes nothing; `check` reads its counters (None when right)."""
+    took = await work()
+    wrong = check(result.extra)
+    if wrong:
+        result.verified, result.error = False, wrong
+    return float(took)
+
+
+def _discord_check(p: Plan) -> Check:
+    want = p.expected_discord
+
+    def check(extra: dict[str, Any]) -> str | None:
+        got = (extra.get("messages"), extra.get("replies"), extra.get("characters"))
+        if got != (want.messages, want.replies, want.characters):
+            expected = (want.messages, want.replies, want.characters)
+            return f"parsed (messages, replies, characters)={got}, want {expected}"
+        return None
+
+    return check
+
+
+def _setup(
+    target: Target, p: Plan, renderer: Renderer, results: dict[str, VariantResult]
+) -> dict[str, Callable[[], Awaitable[float]]]:
+    """Each variant as a zero-argument coroutine: fresh database, timed run, verification."""
+    n = p.load.events
+    url = target.url
+
+    def ticker(name: str, total: int) -> Callable[[int], None]:
+        return Ticker(f"{target.name} {name}", total)
+
+    db_work: dict[str, tuple[Callable[[], Work], Expected]] = {
+        E2E: (
+            lambda: (
+                lambda db: run_telegram_e2e(
+                    db, p.telegram, renderer, None, results[E2E].extra, ticker(E2E, n)
+                )
+            ),
+            p.expected,
+        ),
+        FLOOR: (
+            lambda: (
+                lambda db: fl.run_floor(
+                    db, p.telegram, None, rollups=True, postgres_url=url, report=ticker(FLOOR, n)
+                )
+            ),
+            p.expected,
+        ),
+        FLOOR_BARE: (
+            lambda: (
+                lambda db: fl.run_floor(
+                    db,
+                    p.telegram,
+                    None,
+                    rollups=False,
+                    postgres_url=url,
+                    report=ticker(FLOOR_BARE, n),
+                )
+            ),
+            without_rollups(p.expected),
+        ),
+        WRITER: (
+            lambda: (
+                lambda db: run_writer(
+                    db, p.telegram, None, results[WRITER].extra, ticker(WRITER, n)
+                )
+            ),
+            p.expected,
+        ),
+        NAIVE: (lambda: lambda db: run_naive(db, p.baseline), p.expected_baseline),
+        DISCORD_E2E: (
+            lambda: (
+                lambda db: run_discord_e2e(
+                    db, p.discord_load, p.discord, renderer, None, results[DISCORD_E2E].extra
+                )
+            ),
+            p.expected_discord,
+        ),
+    }
+    runs: dict[str, Callable[[], Awaitable[float]]] = {}
+    for name, (make, expected) in db_work.items():
+        label = name.replace(" ", "-").replace(",", "")
+        runs[name] = lambda make=make, expected=expected, label=label, name=name: _timed(
+            target, label, make(), expected, results[name]
+        )
+    de_json_n = p.de_json_events
+    runs[DE_JSON] = lambda: _checked(
+        lambda: run_de_json(p.telegram, de_json_n, results[DE_JSON].extra),
+        lambda extra: (
+            None
+            if extra.get("messages") == de_json_n
+            else f"{extra.get('messages')} messages built, want {de_json_n}"
+        ),
+        results[DE_JSON],
+    )
+    runs[DISCORD_PARSE] = lambda: _checked(
+        lambda: run_discord_parse(p.discord_load, p.discord, None, results[DISCORD_PARSE].extra),
+        _discord_check(p),
+        results[DISCORD_PARSE],
+    )
+    return runs
+
+
+async def _warm_up(target: Target, p: Plan, renderer: Renderer) -> None:
+    """One untimed run of every variant on the first updates (imports, caches, connections).
+
+    The adapter paths and the writer share a database (replays are harmless to the writer);
+    the floors and the naive baseline insert blindly, so each gets its own.
+    """
+    w = min(WARMUP_EVENTS, p.load.events)
     async with fresh_database(target, "warmup") as db:
-        await run_dispatcher_writer(db, small.events, renderer)
+        await run_telegram_e2e(db, p.telegram, renderer, w)
+        await run_writer(db, p.telegram, w)
+        await run_discord_e2e(db, p.discord_load, p.discord, renderer, w)
+    for rollups in (True, False):
+        async with fresh_database(target, "warmup") as db:
+            await fl.run_floor(db, p.telegram, w, rollups=rollups, postgres_url=target.url)
     async with fresh_database(target, "warmup") as db:
-        await run_writer(db, small.records)
-    async with fresh_database(target, "warmup") as db:
-        await run_naive(db, small.baseline)
+        await run_naive(db, p.baseline[: min(50, len(p.baseline))])
+    await run_de_json(p.telegram, w)
+    await run_discord_parse(p.discord_load, p.discord, w)
+
+
+def _notes(p: Plan) -> dict[str, str]:
+    n = p.load.events
+    notes = {
+        E2E: "process_raw, writer batches of 500",
+        FLOOR: "raw driver, pre-extracted tuples",
+        FLOOR_BARE: "events, chats, members only",
+        WRITER: "ActivityRecords built untimed",
+        DISCORD_PARSE: f"discord.py parser + translate, N={p.discord_load.messages:,}",
+        DISCORD_E2E: "DiscordAdapter -> router -> writer",
+    }
+    if p.de_json_events < n:
+        notes[DE_JSON] = f"first {p.de_json_events:,} updates only, no database"
+    else:
+        notes[DE_JSON] = "no database"
+    if len(p.baseline) < n:
+        notes[NAIVE] = f"first {len(p.baseline):,} updates only"
+    else:
+        notes[NAIVE] = "PTB + one ORM commit per event"
+    return notes
 
 
 async def run(target: Target, load: Workload, mode: str, reps: int) -> BenchResult:
-    """Measure the three variants on one database, interleaved, and verify every run."""
-    progress(f"[{NAME} {target.name}] building {load.events:,} events (seed {load.seed})")
+    """Measure every variant on one database, interleaved, verify every run, then peak RSS."""
+    progress(f"[{NAME} {target.name}] payload files for {load.events:,} updates (seed {load.seed})")
     p = plan(load)
     renderer = Renderer()
-    baseline_n = len(p.baseline)
-    note = f"first {baseline_n:,} events only" if baseline_n < len(p.events) else ""
+    notes = _notes(p)
+    sizes = {
+        E2E: load.events,
+        FLOOR: load.events,
+        FLOOR_BARE: load.events,
+        WRITER: load.events,
+        DE_JSON: p.de_json_events,
+        NAIVE: p.expected_baseline.events,
+        DISCORD_PARSE: p.discord_load.messages,
+        DISCORD_E2E: p.discord_load.messages,
+    }
     results = {
-        DISPATCHER: VariantResult(DISPATCHER, len(p.events)),
-        WRITER: VariantResult(WRITER, len(p.records)),
-        NAIVE: VariantResult(NAIVE, baseline_n, baseline=True, note=note),
+        name: VariantResult(name, sizes[name], baseline=name == NAIVE, note=notes[name])
+        for name in VARIANTS
     }
-    work: dict[str, tuple[Work, Expected]] = {
-        DISPATCHER: (
-            lambda db: run_dispatcher_writer(db, p.events, renderer, results[DISPATCHER].extra),
-            p.expected,
-        ),
-        WRITER: (lambda db: run_writer(db, p.records, results[WRITER].extra), p.expected),
-        NAIVE: (lambda db: run_naive(db, p.baseline), p.expected_baseline),
-    }
-
-    def variant(name: str) -> Callable[[], Awaitable[float]]:
-        fn, expected = work[name]
-        label = name.replace(" ", "-").replace("+", "-")
-        return lambda: _timed(target, label, fn, expected, results[name])
+    runs = _setup(target, p, renderer, results)
 
     def report(name: str, rep: int, seconds: float) -> None:
         r = results[name]
         state = "verified" if r.verified else f"WRONG: {r.error}"
         progress(
-            f"[{NAME} {target.name}] rep {rep}/{reps} {name:<17} {r.events:>8,} events "
+            f"[{NAME} {target.name}] rep {rep}/{reps} {name:<17} {r.events:>9,} events "
             f"in {seconds:8.3f} s ({r.events / seconds:>9,.0f}/s) {state}"
         )
 
-    warm = min(WARMUP_EVENTS, len(p.events))
+    warm = min(WARMUP_EVENTS, load.events)
     progress(f"[{NAME} {target.name}] warm-up ({warm} events per variant, untimed)")
-    await _warm_up(target, renderer, warm)
-    seconds = await interleave([(n, variant(n)) for n in VARIANTS], reps, report)
-    for name, runs in seconds.items():
-        results[name].seconds = runs
+    await _warm_up(target, p, renderer)
+    seconds = await interleave([(n, runs[n]) for n in VARIANTS], reps, report)
+    for name, times in seconds.items():
+        results[name].seconds = times
+    if load.peak_rss:
+        results[E2E].extra["peak_rss"] = await peak_rss(target, p)
     return BenchResult(
         NAME,
         target.name,
         mode,
         reps,
-        _summary(p, load),
+        _summary(p),
         list(results.values()),
         where=target.describe(),
     )
 
 
-def _summary(p: _Plan, load: Workload) -> dict[str, Any]:
+async def peak_rss(target: Target, p: Plan) -> dict[str, Any]:
+    """Run the whole telegram e2e once in a child process; its peak resident set size."""
+    import uuid
+
+    if target.name == "sqlite":
+        assert target.workdir is not None
+        db_path = target.workdir / f"rss-{uuid.uuid4().hex[:8]}.db"
+        url = f"sqlite:///{db_path}"
+    else:
+        assert target.url is not None
+        db_path, url = None, target.url
+    argv = [
+        sys.executable, "-m", "bench.ingest_rss", "--url", url, "--payloads", str(p.telegram),
+        "--expected", json.dumps(asdict(p.expected)),
+    ]  # fmt: skip
+    progress(f"[{NAME} {target.name}] peak RSS: telegram e2e over {p.load.events:,} in a child")
+    child = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+    out, _ = await child.communicate()
+    if db_path is not None:
+        _remove_sqlite_files(db_path)
+    children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    try:
+        reported = json.loads(out.decode().strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        reported = {"error": f"the child exited with {child.returncode} and no result"}
+    return {
+        "children_maxrss_mb": round(children_kb / 1024, 1),
+        "returncode": child.returncode,
+        **reported,
+    }
+
+
+def _summary(p: Plan) -> dict[str, Any]:
     """The workload as the table title and the JSON show it."""
     return {
-        "N": len(p.events),
-        "M": load.members,
-        "C": load.chats,
-        "seed": load.seed,
-        "messages": p.expected.messages,
+        "N": p.load.events,
+        "M": p.load.members,
+        "C": p.load.chats,
+        "seed": p.load.seed,
         "replies": p.expected.replies,
-        "reactions": p.expected.reactions,
+        "members_seen": p.expected.members,
+        "discord_N": p.discord_load.messages,
     }
+
+
+# --- the table ------------------------------------------------------------------------------
+
+
+def _rate(result: BenchResult, name: str) -> float:
+    found = [v for v in result.variants if v.name == name]
+    return found[0].rate if found else float("nan")
+
+
+def bars(result: BenchResult) -> list[tuple[str, str, bool]]:
+    """Issue 10's bars: (what, the figure measured, met)."""
+    e2e, naive, floor = (_rate(result, n) for n in (E2E, NAIVE, FLOOR))
+    want = E2E_BAR.get(result.db, E2E_BAR["postgresql"])
+    lines = [
+        (f"telegram e2e ≥ {want:,} events/s", f"{e2e:,.0f}/s", e2e >= want),
+        (
+            f"telegram e2e ≥ {NAIVE_BAR:.0f}× naive baseline",
+            f"{e2e / naive:,.1f}×",
+            e2e / naive >= NAIVE_BAR,
+        ),
+        (
+            f"telegram e2e ≥ {FLOOR_BAR:.0%} of storage floor",
+            f"{e2e / floor:.0%}",
+            e2e / floor >= FLOOR_BAR,
+        ),
+    ]
+    e2e_result = [v for v in result.variants if v.name == E2E]
+    rss = e2e_result[0].extra.get("peak_rss") if e2e_result else None
+    if rss:
+        mb = float(rss.get("children_maxrss_mb", math.nan))
+        ok = mb < RSS_BAR_MB and rss.get("verified") is True
+        figure = f"{mb:,.0f} MB ({rss.get('events', 0):,} events, child)"
+        if not rss.get("verified"):
+            figure += f" — {rss.get('error') or 'not verified'}"
+        lines.append((f"peak RSS < {RSS_BAR_MB} MB", figure, ok))
+    return lines
+
+
+def format_table(result: BenchResult) -> str:
+    """The table: events/s with ratios to the naive baseline and to the storage floor, then
+    the bars with PASS/MISS and the Discord ceiling."""
+    if result.skipped:
+        return f"{result.db}: SKIPPED ({result.skipped})"
+    load = ", ".join(
+        f"{k}={v:,}" if isinstance(v, int) and k != "seed" else f"{k}={v}"
+        for k, v in result.workload.items()
+    )
+    naive, floor = _rate(result, NAIVE), _rate(result, FLOOR)
+    head = ("variant", "events", "seconds", "events/s", "vs naive", "vs floor", "range (s)", "note")
+    rows = [head]
+    for v in result.variants:
+        vs_naive = "baseline" if v.baseline else f"{v.rate / naive:,.1f}×"
+        if v.name == FLOOR:
+            vs_floor = "floor"
+        elif v.name in WRITES or v.name == FLOOR_BARE:
+            vs_floor = f"{v.rate / floor:.0%}"
+        else:
+            vs_floor = "-"
+        spread = f"{min(v.seconds):.3f}–{max(v.seconds):.3f}" if v.seconds else "-"
+        note = v.note if v.verified else f"WRONG: {v.error}"
+        rows.append(
+            (
+                v.name,
+                f"{v.events:,}",
+                f"{v.median:.3f}",
+                f"{v.rate:,.0f}",
+                vs_naive,
+                vs_floor,
+                spread,
+                note,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    left = {0, 7}
+    lines = [
+        "  ".join(
+            c.ljust(w) if i in left else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    title = f"{result.benchmark} · {result.db} · {result.mode} ({load})"
+    out = [f"{title} · median of {result.reps} interleaved reps", *lines, ""]
+    caveat = " (quick mode: the bars are for the full run)" if result.mode == "quick" else ""
+    out.append(f"bars (issue 10){caveat}:")
+    for what, figure, ok in bars(result):
+        out.append(f"  {'PASS' if ok else 'MISS'}  {what:<38} {figure}")
+    out.append(
+        f"  discord ceiling (parse + translate alone): {_rate(result, DISCORD_PARSE):,.0f} events/s"
+    )
+    return "\n".join(out)

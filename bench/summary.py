@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import statistics
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -42,6 +42,7 @@ from handlers.core.render import Renderer
 from storage.activity import ActivityKind, ActivityWriter
 from storage.db import Database
 from storage.models import ActivityEvent, Community, Member, Membership
+from storage.postdays import day_number
 
 NAME = "summary"
 METRICS = "daily_metrics"
@@ -74,6 +75,11 @@ class Workload:
     zipf: float = 0.9
     reaction_share: float = 0.10
     reply_share: float = 0.15  # of all events: messages that are replies
+    # Where this community's rows start, so several can share one database (`summaries`).
+    community: int = 1
+    first_member: int = 0
+    first_chat: int = 0
+    first_event: int = 0
 
 
 QUICK = Workload(events=50_000, members=2_000, baseline_events=50_000)
@@ -114,6 +120,7 @@ class State:
     # memberships: first and latest day index with a message, -1 = never
     first_post: np.ndarray | None = None
     last_post: np.ndarray | None = None
+    recent_posts: np.ndarray | None = None
 
     def date_of(self, index: int) -> date:
         return self.first_day + timedelta(days=int(index))
@@ -206,6 +213,11 @@ def _rollups(s: State) -> None:
     s.first_post[ranks] = posted[idx] // m
     ranks, idx = np.unique((posted % m)[::-1], return_index=True)
     s.last_post[ranks] = posted[::-1][idx] // m
+    # memberships.recent_posts: bit k = a post on last_post - k (storage/postdays.py)
+    who, gap = posted % m, s.last_post[posted % m] - posted // m
+    near = gap < 62
+    s.recent_posts = np.zeros(m, dtype=np.int64)
+    np.bitwise_or.at(s.recent_posts, who[near], np.left_shift(np.int64(1), gap[near]))
     active = np.bincount((uniq // m)[s.md_msgs > 0], minlength=d)
     messages = np.bincount(s.day[msg], minlength=d)
     replies = np.bincount(s.day[s.reply], minlength=d)
@@ -261,8 +273,11 @@ def expected(s: State) -> Headline:
     today = (md_day == y) & writes & (md_rank != OPTED_OUT_RANK) & (md_rank != BOT_RANK)
     ranks, msgs, reacts = md_rank[today], s.md_msgs[today], s.md_reacts[today]
     # messages desc, reactions desc, then display name and id ("Member <rank>")
-    order = sorted(range(ranks.size), key=lambda i: (-msgs[i], -reacts[i], _name(int(ranks[i]))))
-    top = tuple((_user_id(int(ranks[i])), int(msgs[i])) for i in order[:TOP])
+    first = s.load.first_member
+    order = sorted(
+        range(ranks.size), key=lambda i: (-msgs[i], -reacts[i], _name(first + int(ranks[i])))
+    )
+    top = tuple((_user_id(first + int(ranks[i])), int(msgs[i])) for i in order[:TOP])
     hours = np.bincount(s.hour[(s.day == y) & ~s.reaction], minlength=24)
     return Headline(
         messages=rows[y][1],
@@ -345,21 +360,24 @@ def _rows(s: State, table: str, sqlite: bool) -> Iterator[list[tuple[Any, ...]]]
     day_value: list[Any] = [d.isoformat() for d in days] if sqlite else days
     flag: Callable[[bool], Any] = int if sqlite else bool
     m = s.load.members
+    cid, mb, cb, eb = s.load.community, s.load.first_member, s.load.first_chat, s.load.first_event
     if table == "communities":
         settings = "{}"  # JSON text on both databases
         created = stamp(np.array([s.t[0] - 86_400 if s.t.size else 0]))[0]
-        yield [(1, "telegram", "-1001234567890", "Big group", "UTC", "en", settings, created)]
+        title = "Big group" if cid == 1 else f"Group {cid}"
+        yield [(cid, "telegram", f"-100{1234567889 + cid}", title, "UTC", "en", settings, created)]
     elif table == "chats":
         yield [
-            (i + 1, 1, f"-100{1_000_000 + i}", f"Chat {i}", "group") for i in range(s.load.chats)
+            (cb + i + 1, cid, f"-100{1_000_000 + cb + i}", f"Chat {cb + i}", "group")
+            for i in range(s.load.chats)
         ]
     elif table == "members":
         for lo in range(0, m, CHUNK):
             hi = min(m, lo + CHUNK)
             seen = stamp(s.first_seen[lo:hi])
             yield [
-                (r + 1, "telegram", _user_id(r), _name(r), None if r % 3 == 2 else f"member{r}",
-                 flag(r == BOT_RANK), seen[r - lo])
+                (mb + r + 1, "telegram", _user_id(mb + r), _name(mb + r),
+                 None if r % 3 == 2 else f"member{mb + r}", flag(r == BOT_RANK), seen[r - lo])
                 for r in range(lo, hi)
             ]  # fmt: skip
     elif table == "memberships":
@@ -372,44 +390,49 @@ def _rows(s: State, table: str, sqlite: bool) -> Iterator[list[tuple[Any, ...]]]
                 stamp(np.maximum(s.left[lo:hi], 0)),
             )
             assert s.first_post is not None and s.last_post is not None
+            assert s.recent_posts is not None
             first_post, last_post = s.first_post[lo:hi].tolist(), s.last_post[lo:hi].tolist()
+            recent = s.recent_posts[lo:hi].tolist()
+            first_number = day_number(s.first_day)
             yield [
-                (1, r + 1, first[r - lo], last[r - lo],
+                (cid, mb + r + 1, first[r - lo], last[r - lo],
                  joined[r - lo] if s.joined[r] >= 0 else None,
                  left[r - lo] if s.left[r] >= 0 else None,
                  opted if r == OPTED_OUT_RANK else None,
                  day_value[first_post[r - lo]] if first_post[r - lo] >= 0 else None,
-                 day_value[last_post[r - lo]] if last_post[r - lo] >= 0 else None)
+                 day_value[last_post[r - lo]] if last_post[r - lo] >= 0 else None,
+                 recent[r - lo],
+                 first_number + last_post[r - lo] if last_post[r - lo] >= 0 else None)
                 for r in range(lo, hi)
             ]  # fmt: skip
     elif table == "activity_events":
         for lo in range(0, s.t.size, CHUNK):
             hi = min(s.t.size, lo + CHUNK)
             at = stamp(s.t[lo:hi])
-            chat = (s.chat[lo:hi] + 1).tolist()
-            member = (s.member[lo:hi] + 1).tolist()
+            chat = (s.chat[lo:hi] + cb + 1).tolist()
+            member = (s.member[lo:hi] + mb + 1).tolist()
             reaction = s.reaction[lo:hi].tolist()
             reply = s.reply[lo:hi].tolist()
             length = s.length[lo:hi].tolist()
             yield [
-                (lo + i + 1, 1, chat[i], member[i], 2 if reaction[i] else 1,
+                (eb + lo + i + 1, cid, chat[i], member[i], 2 if reaction[i] else 1,
                  None if reaction[i] else "text", length[i], flag(reply[i]), at[i],
                  f"{'r' if reaction[i] else 'm'}:{lo + i:09d}")
                 for i in range(hi - lo)
             ]  # fmt: skip
     elif table == "community_days":
-        yield [(1, day_value[r[0]], *r[1:]) for r in s.days_rows]
+        yield [(cid, day_value[r[0]], *r[1:]) for r in s.days_rows]
     elif table == "community_hours":
-        yield [(1, day_value[d], h, mm, rr) for d, h, mm, rr in s.hours_rows]
+        yield [(cid, day_value[d], h, mm, rr) for d, h, mm, rr in s.hours_rows]
     elif table == "member_days":
         assert s.md_key is not None
         for lo in range(0, s.md_key.size, CHUNK):
             hi = min(s.md_key.size, lo + CHUNK)
             keys = s.md_key[lo:hi]
-            d, r = (keys // m).tolist(), (keys % m + 1).tolist()
+            d, r = (keys // m).tolist(), (keys % m + mb + 1).tolist()
             cols = [a[lo:hi].tolist() for a in (s.md_msgs, s.md_reacts, s.md_replies, s.md_chars)]
             yield [
-                (1, day_value[d[i]], r[i], cols[0][i], cols[1][i], cols[2][i], cols[3][i])
+                (cid, day_value[d[i]], r[i], cols[0][i], cols[1][i], cols[2][i], cols[3][i])
                 for i in range(hi - lo)
             ]  # fmt: skip
 
@@ -421,7 +444,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "members": ("id", "platform", "external_id", "display_name", "username", "is_bot",
                 "first_seen_at"),
     "memberships": ("community_id", "member_id", "first_seen_at", "last_seen_at", "joined_at",
-                    "left_at", "opted_out_at", "first_posted_on", "last_posted_on"),
+                    "left_at", "opted_out_at", "first_posted_on", "last_posted_on",
+                    "recent_posts", "recent_posts_day"),
     "activity_events": ("id", "community_id", "chat_id", "member_id", "kind", "content",
                         "length", "is_reply", "occurred_at", "event_key"),
     "community_days": ("community_id", "day", "messages", "active_members", "joins", "leaves",
@@ -432,7 +456,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
-def load_sqlite(path: str, s: State) -> dict[str, int]:
+def load_sqlite(path: str, states: Sequence[State]) -> dict[str, int]:
     """Bulk insert with `executemany`, journal off, one transaction; back to WAL after."""
     counts: dict[str, int] = {}
     con = sqlite3.connect(path, isolation_level=None)
@@ -447,9 +471,10 @@ def load_sqlite(path: str, s: State) -> dict[str, int]:
                 f"VALUES ({', '.join('?' * len(columns))})"
             )
             counts[table] = 0
-            for chunk in _rows(s, table, sqlite=True):
-                con.executemany(sql, chunk)
-                counts[table] += len(chunk)
+            for s in states:
+                for chunk in _rows(s, table, sqlite=True):
+                    con.executemany(sql, chunk)
+                    counts[table] += len(chunk)
         con.execute("COMMIT")
         con.execute("PRAGMA journal_mode=WAL")
     finally:
@@ -457,7 +482,7 @@ def load_sqlite(path: str, s: State) -> dict[str, int]:
     return counts
 
 
-async def load_postgres(db: Database, s: State) -> dict[str, int]:
+async def load_postgres(db: Database, states: Sequence[State]) -> dict[str, int]:
     """`COPY` every table with asyncpg's `copy_records_to_table`, then ANALYZE (as autovacuum
     would soon after such a load)."""
     counts: dict[str, int] = {}
@@ -466,9 +491,10 @@ async def load_postgres(db: Database, s: State) -> dict[str, int]:
         assert raw is not None
         for table, columns in COLUMNS.items():
             counts[table] = 0
-            for chunk in _rows(s, table, sqlite=False):
-                await raw.copy_records_to_table(table, records=chunk, columns=list(columns))
-                counts[table] += len(chunk)
+            for s in states:
+                for chunk in _rows(s, table, sqlite=False):
+                    await raw.copy_records_to_table(table, records=chunk, columns=list(columns))
+                    counts[table] += len(chunk)
         await raw.execute("ANALYZE")
     return counts
 
@@ -476,25 +502,27 @@ async def load_postgres(db: Database, s: State) -> dict[str, int]:
 # --- variants --------------------------------------------------------------------------------
 
 
-async def _community(session: AsyncSession) -> Community:
-    community = await session.get(Community, 1)
+async def _community(session: AsyncSession, cid: int = 1) -> Community:
+    community = await session.get(Community, cid)
     assert community is not None
     return community
 
 
-async def run_metrics(db: Database) -> CommunityMetrics:
+async def run_metrics(db: Database, cid: int = 1) -> CommunityMetrics:
     async with db.session() as session:
-        return await daily_metrics(session, await _community(session), YESTERDAY, now=NOW)
+        return await daily_metrics(session, await _community(session, cid), YESTERDAY, now=NOW)
 
 
-async def run_reply(services: Services) -> tuple[summary.SummaryData, Any]:
+async def run_reply(
+    services: Services, cid: int = 1, *, images: bool = True
+) -> tuple[summary.SummaryData, Any]:
     """What `/summary` does for yesterday, up to the reply (no gateway: no live count)."""
     async with services.db.session() as session:
-        community = await _community(session)
+        community = await _community(session, cid)
         data = await summary.gather(
             session, community, kind=summary.Kind.DAILY, day=YESTERDAY, now=NOW
         )
-        reply = await summary.render(services, community, data, images=True, now=NOW)
+        reply = await summary.render(services, community, data, images=images, now=NOW)
     return data, reply
 
 
@@ -503,15 +531,13 @@ def _day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
     return start, datetime.combine(last + timedelta(days=1), time(0), tzinfo=UTC)
 
 
-async def run_naive(db: Database) -> Headline:
+async def run_naive(db: Database, cid: int = 1) -> Headline:
     """The headline from raw events: GROUP BY queries over the windows each number needs."""
     e = ActivityEvent
     message = int(ActivityKind.MESSAGE)
     async with db.session() as session:
         sqlite = session.get_bind().dialect.name == "sqlite"
         when = e.occurred_at if sqlite else func.timezone("UTC", e.occurred_at)
-        community = await _community(session)
-        cid = community.id
         start8, end = _day_bounds(YESTERDAY - timedelta(days=7), YESTERDAY)
         day_of = func.date(when)
         per_day = (
@@ -624,9 +650,9 @@ async def run(target: Target, load: Workload, mode: str, reps: int) -> BenchResu
             await db.dispose()  # the loader needs the file to itself
             path = db.engine.url.database
             assert path is not None
-            counts = load_sqlite(path, state)
+            counts = load_sqlite(path, [state])
         else:
-            counts = await load_postgres(db, state)
+            counts = await load_postgres(db, [state])
         load_seconds = clock() - started
         progress(f"[{NAME} {target.name}] loaded in {load_seconds:.1f} s: {counts}")
         services = Services(

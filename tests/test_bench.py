@@ -5,15 +5,29 @@ from __future__ import annotations
 import json
 
 import pytest
+from telegram import Bot, Update
 
 from bench import __main__ as bench_main
-from bench import draw, ingest, summary
+from bench import discord_payloads as dp
+from bench import draw, floor, ingest, summary
+from bench import telegram_payloads as tp
+from bot.telegram_adapter.translate import translate
+from handlers.core.recording import activity_record
 
 SMALLEST = ["--quick", "--events", "60", "--db", "sqlite", "--only", "ingest"]
 
 
-def test_ingest_runs_and_reports_every_variant(tmp_path, capsys) -> None:
-    """Three verified variants in the printed table and in the JSON, baseline ratio 1."""
+@pytest.fixture
+def payloads(tmp_path, monkeypatch):
+    """Generated payload files go to the test's own directory (removed with it)."""
+    where = tmp_path / "payloads"
+    monkeypatch.setenv(ingest.PAYLOADS_ENV, str(where))
+    return where
+
+
+def test_ingest_runs_and_reports_every_variant(tmp_path, capsys, payloads) -> None:
+    """Every variant verified in the printed table and in the JSON, the bars printed, the naive
+    baseline's ratio 1, peak RSS measured in a child, the databases removed afterwards."""
     out = tmp_path / "results.json"
     argv = [*SMALLEST, "--workdir", str(tmp_path / "db"), "--json", str(out)]
 
@@ -23,6 +37,8 @@ def test_ingest_runs_and_reports_every_variant(tmp_path, capsys) -> None:
     assert "ingest · sqlite · quick" in printed
     for name in ingest.VARIANTS:
         assert name in printed
+    assert "telegram e2e ≥ 25,000 events/s" in printed and "peak RSS < 300 MB" in printed
+    assert "discord ceiling" in printed
     document = json.loads(out.read_text())
     (result,) = document["results"]
     assert (result["benchmark"], result["db"], result["skipped"]) == ("ingest", "sqlite", None)
@@ -32,9 +48,62 @@ def test_ingest_runs_and_reports_every_variant(tmp_path, capsys) -> None:
         assert v["verified"], v["error"]
         assert len(v["seconds"]) == 3
         assert v["events"] > 0 and v["events_per_second"] > 0
+    assert variants[ingest.E2E]["events"] == 60
     assert variants[ingest.NAIVE]["baseline"]
     assert variants[ingest.NAIVE]["ratio_vs_baseline"] == 1.0
+    e2e = variants[ingest.E2E]["extra"]
+    assert e2e["written"] == 60 and e2e["replies"] == 0 and e2e["dropped"] == 0
+    rss = e2e["peak_rss"]
+    assert rss["verified"] and rss["events"] == 60 and rss["children_maxrss_mb"] > 0
     assert not list((tmp_path / "db").iterdir()), "databases are removed after each run"
+
+
+def test_telegram_payloads_are_deterministic_and_counted_right(tmp_path) -> None:
+    """Same seed, same bytes; the counts saved with the file are what its updates hold."""
+    load = tp.TelegramLoad(updates=1_000, members=150, chats=6)
+    first, counts = tp.ensure(load, tmp_path / "a")
+    second, _ = tp.ensure(load, tmp_path / "b")
+    assert first.read_bytes() == second.read_bytes()
+    assert tp.ensure(load, tmp_path / "a") == (first, counts), "a second call reuses the file"
+
+    bodies = [json.loads(b) for b in tp.bodies(first)]
+    assert len(bodies) == 10 and all(b["ok"] and len(b["result"]) == 100 for b in bodies)
+    messages = [u["message"] for b in bodies for u in b["result"]]
+    assert all(m["chat"]["type"] == "supergroup" and not m["from"]["is_bot"] for m in messages)
+    assert any("photo" in m for m in messages) and any("entities" in m for m in messages)
+    replies = [m for m in messages if "reply_to_message" in m]
+    assert replies and all(r["reply_to_message"]["chat"] == r["chat"] for r in replies)
+    rows = [floor.row_of(u) for u in tp.updates(first)]
+    assert ingest.Expected(**counts) == ingest.expected_of_rows(rows)
+    assert counts["events"] == 1_000 and 0 < counts["replies"] < 1_000
+    assert counts["members"] <= 150 and counts["communities"] == 6
+
+
+async def test_raw_updates_become_what_python_telegram_bot_would_make(tmp_path) -> None:
+    """The floor's pre-extracted rows agree with translate(Update.de_json(...)) update by update,
+    so the floor writes the same rows the adapter path does."""
+    path, _ = tp.ensure(tp.TelegramLoad(updates=300, members=60, chats=3), tmp_path)
+    bot = Bot(ingest.TOKEN)
+    for raw in tp.updates(path):
+        (event,) = translate(Update.de_json(raw, bot), ingest.ME)
+        row = floor.row_of(raw)
+        record = activity_record(event)
+        assert record == ingest.record_of(row)
+
+
+async def test_discord_frames_parse_into_the_expected_messages(tmp_path) -> None:
+    """discord.py's own parser, primed with the generated guilds, yields the counted messages."""
+    load = dp.DiscordLoad(messages=400, members=50)
+    path, counts = dp.ensure(load, tmp_path)
+    stats: dict[str, int] = {}
+
+    await ingest.run_discord_parse(load, path, stats=stats)
+
+    assert (stats["messages"], stats["replies"], stats["characters"]) == (
+        counts["messages"],
+        counts["replies"],
+        counts["characters"],
+    )
 
 
 def test_unreachable_postgresql_is_reported_and_skipped(tmp_path, capsys, monkeypatch) -> None:
@@ -56,20 +125,9 @@ def test_fewer_than_three_repetitions_are_refused() -> None:
         bench_main.parse_args(["--quick", "--reps", "1"])
 
 
-def test_expected_counts_match_the_workload() -> None:
-    """The synthetic workload is deterministic and holds messages, replies and reactions."""
-    load = ingest.Workload(events=500, members=80, chats=6, baseline_events=100)
-    first, second = ingest.make_events(load), ingest.make_events(load)
-    assert [e.key for e in first] == [e.key for e in second]
-    counts = ingest.expected_counts(ingest.records_of(first))
-    assert counts.events == 500
-    assert counts.messages + counts.reactions == 500
-    assert 0 < counts.replies < counts.messages
-    assert counts.reactions > 0
-
-
 def test_every_benchmark_is_registered() -> None:
-    assert set(bench_main.BENCHMARKS) == {ingest.NAME, draw.NAME, summary.NAME}
+    registered = set(bench_main.BENCHMARKS)
+    assert {ingest.NAME, draw.NAME, summary.NAME, "summaries"} <= registered
     assert set(bench_main.DATABASE_FREE) == {draw.NAME}
 
 
