@@ -409,8 +409,9 @@ def _rows(s: State, table: str, sqlite: bool) -> Iterator[list[tuple[Any, ...]]]
         for lo in range(0, s.t.size, CHUNK):
             hi = min(s.t.size, lo + CHUNK)
             at = stamp(s.t[lo:hi])
-            chat = (s.chat[lo:hi] + cb + 1).tolist()
-            member = (s.member[lo:hi] + mb + 1).tolist()
+            # Widened first: chat indexes are int8, and ids run past 127 with many communities.
+            chat = (s.chat[lo:hi].astype(np.int64) + cb + 1).tolist()
+            member = (s.member[lo:hi].astype(np.int64) + mb + 1).tolist()
             reaction = s.reaction[lo:hi].tolist()
             reply = s.reply[lo:hi].tolist()
             length = s.length[lo:hi].tolist()

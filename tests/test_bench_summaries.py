@@ -66,3 +66,18 @@ def test_generated_memberships_carry_the_writers_posting_day_masks() -> None:
             last = state.date_of(int(state.last_post[rank]))
             assert postdays.day_number(last) == mask[0]
         assert (state.first_post[rank] >= 0) == bool(days)
+
+
+def test_rows_of_a_late_community_carry_its_own_ids() -> None:
+    load = summaries.workloads(summaries.FULL)[-1]  # ids past int8 and int16 ranges
+    state = summary.generate(
+        summary.Workload(
+            events=500, members=50, baseline_events=500, days=30, chats=3,
+            community=load.community, first_member=load.first_member,
+            first_chat=load.first_chat, first_event=load.first_event,
+        )
+    )  # fmt: skip
+    (events, *_) = list(summary._rows(state, "activity_events", sqlite=True))
+    assert {e[2] for e in events} <= set(range(load.first_chat + 1, load.first_chat + 4))
+    assert min(e[0] for e in events) == load.first_event + 1
+    assert all(e[1] == load.community for e in events)
