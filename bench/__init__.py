@@ -12,7 +12,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,15 +177,34 @@ class BenchResult:
         }
 
 
+def describe(workload: dict[str, Any]) -> str:
+    """A workload as `k=v, ...`, integers with thousands separators (the seed as it is)."""
+    return ", ".join(
+        f"{k}={v:,}" if isinstance(v, int) and k != "seed" else f"{k}={v}"
+        for k, v in workload.items()
+    )
+
+
+def aligned(rows: Sequence[Sequence[str]], left: Collection[int]) -> list[str]:
+    """Rows (the first one the heading) as aligned columns with a rule under the heading;
+    the `left` columns are left-aligned, the rest right-aligned."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i in left else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
 def format_table(result: BenchResult) -> str:
     """The result as an aligned text table, with a title line."""
     if result.skipped:
         return f"{result.db}: SKIPPED ({result.skipped})"
     title = f"{result.benchmark} · {result.db} · {result.mode}"
-    load = ", ".join(
-        f"{k}={v:,}" if isinstance(v, int) and k != "seed" else f"{k}={v}"
-        for k, v in result.workload.items()
-    )
     head = ("variant", "events", "seconds (median)", "events/s", "vs baseline", "range (s)", "note")
     rows = [head]
     base = result.baseline_rate
@@ -196,18 +215,8 @@ def format_table(result: BenchResult) -> str:
         rows.append(
             (v.name, f"{v.events:,}", f"{v.median:.3f}", f"{v.rate:,.0f}", ratio, spread, note)
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    left = {0, 6}
-    lines = [
-        "  ".join(
-            c.ljust(w) if i in left else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    intro = f"{title} ({load}) · median of {result.reps} interleaved reps"
-    return "\n".join([intro, *lines])
+    intro = f"{title} ({describe(result.workload)}) · median of {result.reps} interleaved reps"
+    return "\n".join([intro, *aligned(rows, {0, 6})])
 
 
 def progress(message: str) -> None:
@@ -235,6 +244,44 @@ async def interleave(
             seconds[name].append(took)
             report(name, rep + 1, took)
     return seconds
+
+
+async def time_checked(
+    label: str,
+    results: dict[str, VariantResult],
+    checks: dict[str, Variant],
+    reps: int,
+) -> None:
+    """Warm each check up once (untimed), then time them interleaved into `results`.
+
+    A check returns its own timed seconds and raises `VerificationError` when its answer is
+    wrong: that variant is marked WRONG (and its run counts as NaN) instead of stopping the
+    benchmark. Progress shows milliseconds per run.
+    """
+
+    def variant(name: str) -> Variant:
+        async def once() -> float:
+            try:
+                return await checks[name]()
+            except VerificationError as exc:
+                results[name].verified, results[name].error = False, str(exc)[:300]
+                return float("nan")
+
+        return once
+
+    width = max(len(name) for name in checks)
+
+    def report(name: str, rep: int, seconds: float) -> None:
+        r = results[name]
+        state = "verified" if r.verified else f"WRONG: {r.error}"
+        progress(f"{label} rep {rep}/{reps} {name:<{width}} {seconds * 1000:10.1f} ms {state}")
+
+    progress(f"{label} warm-up (each variant once, untimed)")
+    for name in checks:
+        await variant(name)()
+    seconds = await interleave([(n, variant(n)) for n in checks], reps, report)
+    for name, runs in seconds.items():
+        results[name].seconds = runs
 
 
 def clock() -> float:

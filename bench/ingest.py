@@ -41,7 +41,9 @@ from bench import (
     VariantResult,
     VerificationError,
     _remove_sqlite_files,
+    aligned,
     clock,
+    describe,
     fresh_database,
     interleave,
     progress,
@@ -999,10 +1001,7 @@ def format_table(result: BenchResult) -> str:
     the bars with PASS/MISS and the Discord ceiling."""
     if result.skipped:
         return f"{result.db}: SKIPPED ({result.skipped})"
-    load = ", ".join(
-        f"{k}={v:,}" if isinstance(v, int) and k != "seed" else f"{k}={v}"
-        for k, v in result.workload.items()
-    )
+    load = describe(result.workload)
     naive, floor = _rate(result, NAIVE), _rate(result, FLOOR)
     head = ("variant", "events", "seconds", "events/s", "vs naive", "vs floor", "range (s)", "note")
     rows = [head]
@@ -1028,16 +1027,7 @@ def format_table(result: BenchResult) -> str:
                 note,
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    left = {0, 7}
-    lines = [
-        "  ".join(
-            c.ljust(w) if i in left else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = aligned(rows, {0, 7})
     title = f"{result.benchmark} · {result.db} · {result.mode} ({load})"
     out = [f"{title} · median of {result.reps} interleaved reps", *lines, ""]
     caveat = " (quick mode: the bars are for the full run)" if result.mode == "quick" else ""

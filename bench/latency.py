@@ -28,7 +28,16 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, insert, select
 
-from bench import BenchResult, Target, VariantResult, fresh_database, interleave, progress
+from bench import (
+    BenchResult,
+    Target,
+    VariantResult,
+    aligned,
+    describe,
+    fresh_database,
+    interleave,
+    progress,
+)
 from bench.scheduler import StampingGateway, percentiles
 from bot.app import build_dispatcher
 from handlers.core.clock import SystemClock
@@ -401,18 +410,8 @@ def format_table(result: BenchResult) -> str:
                 v.note if v.verified else f"WRONG: {v.error}",
             )
         )
-    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
-    lines = [
-        "  ".join(
-            c.ljust(w) if i in (0, 6) else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in table
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    load = ", ".join(
-        f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in result.workload.items()
-    )
+    lines = aligned(table, {0, 6})
+    load = describe(result.workload)
     title = f"{result.benchmark} · {result.db} · {result.mode} ({load})"
     return "\n".join(
         [f"{title} · latency = reply arrival - hand-over; median of {result.reps} reps", *lines]

@@ -28,7 +28,16 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import func, insert, select
 
-from bench import BenchResult, Target, VariantResult, fresh_database, interleave, progress
+from bench import (
+    BenchResult,
+    Target,
+    VariantResult,
+    aligned,
+    describe,
+    fresh_database,
+    interleave,
+    progress,
+)
 from handlers.alerts import lifecycle as alert_lifecycle
 from handlers.analytics import delivery as analytics_delivery
 from handlers.core.clock import SystemClock
@@ -573,18 +582,8 @@ def format_table(result: BenchResult) -> str:
                 v.note if v.verified else f"WRONG: {v.error}",
             )
         )
-    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
-    lines = [
-        "  ".join(
-            c.ljust(w) if i in (0, 7) else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in table
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    load = ", ".join(
-        f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in result.workload.items()
-    )
+    lines = aligned(table, {0, 7})
+    load = describe(result.workload)
     title = f"{result.benchmark} · {result.db} · {result.mode} ({load})"
     return "\n".join(
         [

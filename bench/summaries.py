@@ -29,10 +29,12 @@ from bench import (
     Target,
     VariantResult,
     VerificationError,
+    aligned,
     clock,
+    describe,
     fresh_database,
-    interleave,
     progress,
+    time_checked,
 )
 from bench.summary import (
     Headline,
@@ -202,30 +204,7 @@ async def run(target: Target, server: Any, mode: str, reps: int) -> BenchResult:
             NAIVE_ALL: lambda: naive(loads),
         }
 
-        def variant(name: str) -> Callable[[], Awaitable[float]]:
-            async def once() -> float:
-                try:
-                    return await checked[name]()
-                except VerificationError as exc:
-                    results[name].verified, results[name].error = False, str(exc)[:300]
-                    return float("nan")
-
-            return once
-
-        def report(name: str, rep: int, seconds: float) -> None:
-            r = results[name]
-            state_ = "verified" if r.verified else f"WRONG: {r.error}"
-            progress(
-                f"[{NAME} {target.name}] rep {rep}/{reps} {name:<20} "
-                f"{seconds * 1000:10.1f} ms {state_}"
-            )
-
-        progress(f"[{NAME} {target.name}] warm-up (each variant once, untimed)")
-        for name in VARIANTS:
-            await variant(name)()
-        seconds = await interleave([(n, variant(n)) for n in VARIANTS], reps, report)
-        for name, runs in seconds.items():
-            results[name].seconds = runs
+        await time_checked(f"[{NAME} {target.name}]", results, checked, reps)
     return BenchResult(
         NAME,
         target.name,
@@ -256,10 +235,7 @@ def format_table(result: BenchResult) -> str:
     """variant, median ms, range, speed-up against its own baseline, bar, note."""
     if result.skipped:
         return f"{result.db}: SKIPPED ({result.skipped})"
-    load = ", ".join(
-        f"{k}={v:,}" if isinstance(v, int) and k != "seed" else f"{k}={v}"
-        for k, v in result.workload.items()
-    )
+    load = describe(result.workload)
     medians = {v.name: v.median for v in result.variants}
     head = ("variant", "median ms", "range (ms)", "speed-up vs naive", "bar", "note")
     rows = [head]
@@ -273,14 +249,6 @@ def format_table(result: BenchResult) -> str:
         spread = f"{min(v.seconds) * 1e3:,.1f}–{max(v.seconds) * 1e3:,.1f}" if v.seconds else "-"
         note = v.note if v.verified else f"WRONG: {v.error}"
         rows.append((v.name, f"{v.median * 1e3:,.1f}", spread, ratio, bar, note))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = [
-        "  ".join(
-            c.ljust(w) if i in (0, 4, 5) else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = aligned(rows, {0, 4, 5})
     title = f"{result.benchmark} · {result.db} · {result.mode} ({load})"
     return "\n".join([f"{title} · median of {result.reps} interleaved reps", *lines])

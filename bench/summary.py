@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import statistics
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -29,10 +29,12 @@ from bench import (
     Target,
     VariantResult,
     VerificationError,
+    aligned,
     clock,
+    describe,
     fresh_database,
-    interleave,
     progress,
+    time_checked,
 )
 from handlers.analytics import summary
 from handlers.analytics.metrics import CommunityMetrics, daily_metrics
@@ -695,30 +697,7 @@ async def run(target: Target, load: Workload, mode: str, reps: int) -> BenchResu
 
         checked = {METRICS: metrics_checked, REPLY: reply_checked, NAIVE: naive_checked}
 
-        def variant(name: str) -> Callable[[], Awaitable[float]]:
-            async def once() -> float:
-                try:
-                    return await checked[name]()
-                except VerificationError as exc:
-                    results[name].verified, results[name].error = False, str(exc)[:300]
-                    return float("nan")
-
-            return once
-
-        def report(name: str, rep: int, seconds: float) -> None:
-            r = results[name]
-            state_ = "verified" if r.verified else f"WRONG: {r.error}"
-            progress(
-                f"[{NAME} {target.name}] rep {rep}/{reps} {name:<15} "
-                f"{seconds * 1000:10.1f} ms {state_}"
-            )
-
-        progress(f"[{NAME} {target.name}] warm-up (each variant once, untimed)")
-        for name in VARIANTS:
-            await variant(name)()
-        seconds = await interleave([(n, variant(n)) for n in VARIANTS], reps, report)
-        for name, runs in seconds.items():
-            results[name].seconds = runs
+        await time_checked(f"[{NAME} {target.name}]", results, checked, reps)
     return BenchResult(
         NAME,
         target.name,
@@ -742,10 +721,7 @@ def format_table(result: BenchResult) -> str:
     """variant, median ms, min–max, ratio to the baseline (baseline time / variant time)."""
     if result.skipped:
         return f"{result.db}: SKIPPED ({result.skipped})"
-    load = ", ".join(
-        f"{k}={v:,}" if isinstance(v, int) and k != "seed" else f"{k}={v}"
-        for k, v in result.workload.items()
-    )
+    load = describe(result.workload)
     base = [v.median for v in result.variants if v.baseline]
     head = ("variant", "median ms", "range (ms)", "speed-up vs baseline", "note")
     rows = [head]
@@ -754,14 +730,6 @@ def format_table(result: BenchResult) -> str:
         spread = f"{min(v.seconds) * 1e3:.1f}–{max(v.seconds) * 1e3:.1f}" if v.seconds else "-"
         note = v.note if v.verified else f"WRONG: {v.error}"
         rows.append((v.name, f"{v.median * 1e3:,.1f}", spread, ratio, note))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = [
-        "  ".join(
-            c.ljust(w) if i in (0, 4) else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = aligned(rows, {0, 4})
     title = f"{result.benchmark} · {result.db} · {result.mode} ({load})"
     return "\n".join([f"{title} · median of {result.reps} interleaved reps", *lines])
