@@ -13,7 +13,7 @@ counts it (a reaction alone is an interaction, not activity).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -96,34 +96,46 @@ async def day_rows(
 
 
 async def distinct_active(session: AsyncSession, community_id: int, first: date, last: date) -> int:
-    """Distinct members who sent a message on any local day `first`..`last`.
+    """Distinct members who sent a message on any local day `first`..`last`."""
+    (active,) = await active_in_windows(session, community_id, last, ((last - first).days + 1,))
+    return active
 
-    From the posting-day masks on `memberships` (one pass over the community's members)
-    when they reach the whole window, as they do for recent windows (WAU, MAU); else
-    from `member_days`.
+
+async def active_in_windows(
+    session: AsyncSession, community_id: int, last: date, spans: Sequence[int]
+) -> tuple[int, ...]:
+    """For each span: distinct members who sent a message in the `span` local days up to
+    `last` (DAU, WAU, MAU for spans 1, 7, 30).
+
+    One pass over the community's `memberships` with their posting-day masks when the masks
+    reach the longest window, as they do for recent days; otherwise one `member_days` count
+    per span.
     """
-    span = (last - first).days + 1
-    if 0 < span <= postdays.BITS:
+    longest = max(spans)
+    if min(spans) > 0 and longest <= postdays.BITS:
         ms = Membership
         bits = postdays.aligned(ms.recent_posts_day, ms.recent_posts, last)
-        reached = postdays.covered(ms.recent_posts_day, last, span)
+        reached = postdays.covered(ms.recent_posts_day, last, longest)
         masked = select(
-            func.count(case((and_(reached, postdays.any_in(bits, span)), 1))),
             func.count(case((~reached, 1))),
+            *(func.count(case((and_(reached, postdays.any_in(bits, n)), 1))) for n in spans),
         ).where(
             ms.community_id == community_id,
-            ms.recent_posts_day >= postdays.day_number(first),
+            ms.recent_posts_day >= postdays.day_number(last) - (longest - 1),
         )
-        active, unreached = (await session.execute(masked)).one()
+        unreached, *active = (await session.execute(masked)).one()
         if not unreached:
-            return int(active)
-    query = select(func.count(distinct(MemberDay.member_id))).where(
-        MemberDay.community_id == community_id,
-        MemberDay.day >= first,
-        MemberDay.day <= last,
-        MemberDay.messages > 0,
-    )
-    return int((await session.execute(query)).scalar_one())
+            return tuple(int(a) for a in active)
+    counts = []
+    for span in spans:
+        query = select(func.count(distinct(MemberDay.member_id))).where(
+            MemberDay.community_id == community_id,
+            MemberDay.day >= last - timedelta(days=span - 1),
+            MemberDay.day <= last,
+            MemberDay.messages > 0,
+        )
+        counts.append(int((await session.execute(query)).scalar_one()))
+    return tuple(counts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -389,6 +389,7 @@ async def community_metrics(
     )
     start, end = period.bounds(tz)
     day = period.last
+    dau, wau, mau = await store.active_in_windows(session, cid, day, (1, 7, 30))
     return CommunityMetrics(
         community_id=cid,
         period=period,
@@ -397,9 +398,9 @@ async def community_metrics(
         trends=_trends(figures, earlier),
         baseline_periods=baseline,
         member_count=await _member_count(session, cid, day, live_member_count),
-        dau=await store.distinct_active(session, cid, day, day),
-        wau=await store.distinct_active(session, cid, day - 6 * DAY, day),
-        mau=await store.distinct_active(session, cid, day - 29 * DAY, day),
+        dau=dau,
+        wau=wau,
+        mau=mau,
         participation=await store.participation(session, cid, start, end),
         retention=await _retention(session, cid, period, tz),
         top_contributors=tuple(
