@@ -39,7 +39,8 @@ from storage.activity import (
     _conflict_clause,
     _Upsert,
 )
-from storage.db import Database
+from storage.checkpoint import WalCheckpointer
+from storage.db import SQLITE_PRAGMAS, Database
 from storage.postdays import mask_of
 
 BATCH = 500
@@ -199,8 +200,11 @@ class SqliteFloor:
 
     def __init__(self, path: str, rollups: bool) -> None:
         self.conn = sqlite3.connect(path, isolation_level=None)
-        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL"):
+        for pragma in SQLITE_PRAGMAS:
             self.conn.execute(f"PRAGMA {pragma}")
+        # Checkpoints off the commit path, as `Database` runs them for the writer.
+        self.checkpointer = WalCheckpointer(path)
+        self.checkpointer.start()
         self.with_rollups = rollups
         self.communities: dict[str, int] = {}
         self.chats: dict[str, int] = {}
@@ -211,6 +215,7 @@ class SqliteFloor:
         self.ship_sql = _sqlite_sql(UPSERT_MEMBERSHIPS)
 
     def close(self) -> None:
+        self.checkpointer.stop()
         self.conn.close()
 
     def write(self, batch: Sequence[Row]) -> None:

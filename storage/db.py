@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import StaticPool
 
+from storage.checkpoint import WalCheckpointer
+
 log = logging.getLogger(__name__)
 
 
@@ -64,13 +66,26 @@ def async_url(url: str | URL) -> URL:
     return parsed.set(drivername=_ASYNC_DRIVERS[backend])
 
 
+# Per connection. `cache_size` 16 MB (the default is 2 MB): the activity log's indexes
+# outgrow the default within hours of a busy community, and each miss is a read in the
+# writer's transaction. Checkpoints run on `WalCheckpointer`'s thread; the writers' own
+# threshold (about 160 MB of WAL) is only a backstop should that thread fall behind, and
+# `journal_size_limit` gives the space back after such a burst.
+SQLITE_PRAGMAS = (
+    "journal_mode=WAL",  # readers (reports) run while the activity writer commits
+    "foreign_keys=ON",
+    "synchronous=NORMAL",
+    "busy_timeout=10000",
+    "cache_size=-16384",
+    "wal_autocheckpoint=40000",
+    "journal_size_limit=67108864",
+)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers (reports) run while the activity writer commits.
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
 
@@ -80,6 +95,7 @@ class Database:
     def __init__(self, url: str | URL, *, echo: bool = False, **engine_args: Any) -> None:
         self.url = async_url(url)
         self.dialect = self.url.get_backend_name()
+        self.checkpointer: WalCheckpointer | None = None
         args: dict[str, Any] = {"echo": echo, **engine_args}
         if self.dialect == "sqlite":
             database = self.url.database or ""
@@ -87,11 +103,12 @@ class Database:
                 args.setdefault("poolclass", StaticPool)
             else:
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                self.checkpointer = WalCheckpointer(str(Path(database).expanduser()))
         else:
             args.setdefault("pool_pre_ping", True)
         self.engine: AsyncEngine = create_async_engine(self.url, **args)
         if self.dialect == "sqlite":
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "connect", self._on_sqlite_connect)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
@@ -109,7 +126,14 @@ class Database:
         async with self.engine.connect() as conn:
             return await conn.run_sync(_current_revision)
 
+    def _on_sqlite_connect(self, dbapi_connection: Any, record: Any) -> None:
+        _sqlite_pragmas(dbapi_connection, record)
+        if self.checkpointer is not None:
+            self.checkpointer.start()  # the file exists now, in WAL mode
+
     async def dispose(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         await self.engine.dispose()
 
     def describe(self) -> str:
