@@ -22,7 +22,7 @@ import itertools
 import random
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -105,12 +105,12 @@ def members(load: Workload) -> list[UserRef]:
     ]
 
 
-def messages(load: Workload, count: int, tag: str, start: datetime) -> list[MessageEvent]:
-    """`count` plain group messages from random members in random chats (seeded)."""
+def stream(load: Workload, tag: str, start: datetime) -> Iterator[MessageEvent]:
+    """Plain group messages from random members in random chats (seeded), without end."""
     rng = random.Random(f"{load.seed}:{tag}")
     where, who = chats(load), members(load)
-    return [
-        MessageEvent(
+    for n in itertools.count():
+        yield MessageEvent(
             rng.choice(where),
             rng.choice(who),
             start,
@@ -120,8 +120,11 @@ def messages(load: Workload, count: int, tag: str, start: datetime) -> list[Mess
             24,
             "just chatting along here",
         )
-        for n in range(count)
-    ]
+
+
+def messages(load: Workload, count: int, tag: str, start: datetime) -> list[MessageEvent]:
+    """The first `count` messages of `stream`."""
+    return list(itertools.islice(stream(load, tag, start), count))
 
 
 @dataclass
@@ -226,19 +229,22 @@ def _commands(load: Workload, giveaway_id: int) -> list[tuple[str, Event]]:
 async def _produce(
     dispatcher: Dispatcher,
     gateway: StampingGateway,
-    events: Sequence[MessageEvent],
+    events: Iterator[MessageEvent],
+    limit: int,
     rate: float,
     stop: asyncio.Event,
 ) -> tuple[int, float]:
     """Hand `rate` events a second to the dispatcher, in bursts every TICK, until `stop` or
-    the events run out; how many went and over how long."""
+    `limit` events; how many went and over how long. Events are made as they are due, as an
+    adapter receives them: a stream built up front would outlive the run in the oldest
+    garbage-collector generation and trigger full collections (~0.1 s each) while it is timed."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     sent = 0
-    while sent < len(events) and not stop.is_set():
-        due = min(len(events), int((loop.time() - started) * rate) + 1)
+    while sent < limit and not stop.is_set():
+        due = min(limit, int((loop.time() - started) * rate) + 1)
         while sent < due:
-            await dispatcher.handle(events[sent], gateway)
+            await dispatcher.handle(next(events), gateway)
             sent += 1
         await asyncio.sleep(TICK)
     return sent, loop.time() - started
@@ -272,16 +278,16 @@ async def run_once(target: Target, load: Workload, loaded: bool, rep: int) -> Ru
         try:
             giveaway_id = await _seed(services, dispatcher, load)
             commands = _commands(load, giveaway_id)
-            background = (
-                messages(load, int(load.events * (load.seconds + 1)), f"bg{rep}", datetime.now(UTC))
-                if loaded
-                else []
-            )
+            background_start = datetime.now(UTC)
+            background = stream(load, f"bg{rep}", background_start)
+            limit = int(load.events * (load.seconds + 1)) if loaded else 0
             gateway = StampingGateway(platform=PLATFORM)
             services.gateways.register(gateway)
             stop = asyncio.Event()
             producer = (
-                asyncio.create_task(_produce(dispatcher, gateway, background, load.events, stop))
+                asyncio.create_task(
+                    _produce(dispatcher, gateway, background, limit, load.events, stop)
+                )
                 if loaded
                 else None
             )
@@ -297,7 +303,9 @@ async def run_once(target: Target, load: Workload, loaded: bool, rep: int) -> Ru
                 run.background, run.background_seconds = await producer
         finally:
             await writer.stop()
-        handled = [e for _, e in commands] + list(background[: run.background])
+        handled = [e for _, e in commands] + messages(
+            load, run.background, f"bg{rep}", background_start
+        )
         warm = [
             *messages(load, load.warmup_events, "warm", datetime.now(UTC)),
             *_warmup(chats(load)[0], 0),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -44,6 +44,7 @@ from storage.models import (
     MemberDay,
     Membership,
 )
+from storage.writelock import WriteGate
 
 log = logging.getLogger(__name__)
 
@@ -760,19 +761,6 @@ class WriterStats:
     dropped: int = 0
 
 
-class _FlushRequest:
-    __slots__ = ("done",)
-
-    def __init__(self) -> None:
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-
-class _StopRequest(_FlushRequest):
-    """A flush after which the background task ends (records queued behind it stay queued)."""
-
-    __slots__ = ()
-
-
 class RetryableConflict(Exception):
     """PostgreSQL aborted a batch to break a deadlock or a serialization conflict."""
 
@@ -783,7 +771,13 @@ _TRANSIENT = (OperationalError, InterfaceError, OSError, ConnectionError, Retrya
 
 
 class ActivityWriter:
-    """Buffers activity records and writes them in batches by size and by time."""
+    """Buffers activity records and writes them in batches by size and by time.
+
+    Records are numbered as they are queued; `flush()` waits only until the batch holding
+    the last record queued before it has committed. Flushes never cut a batch short: a
+    waiting flush makes the writer write what is queued at once (up to `batch_size`), so
+    every flush that arrives while a batch is being written shares the next batch.
+    """
 
     def __init__(
         self,
@@ -804,33 +798,57 @@ class ActivityWriter:
         self.stats = WriterStats()
         # Features add theirs before `start` (see `BatchHook`).
         self.hooks: list[BatchHook] = []
-        self._queue: asyncio.Queue[ActivityRecord | _FlushRequest] = asyncio.Queue(queue_size)
+        self._capacity = max(1, queue_size)
+        self._buffer: deque[ActivityRecord] = deque()
+        self._queued = 0  # records ever queued: the last one's number
+        self._done = 0  # records written (or dropped as refused), all of them in order
+        # (record number, future) per waiting flush, in number order.
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self._stop_at: int | None = None
+        self._wake = asyncio.Event()  # records, a flush or a stop for the writer
+        self._room = asyncio.Event()  # the buffer has room again
         self._task: asyncio.Task[None] | None = None
+        # SQLite: batches and units of work queue for the write lock on the loop.
+        self._gate = WriteGate.install(db.engine.sync_engine) if db.dialect == "sqlite" else None
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize()
+        return len(self._buffer)
 
     async def start(self) -> None:
         if self._task is None:
+            self._stop_at = None
             self._task = asyncio.create_task(self._run(), name="activity-writer")
 
     async def record(self, record: ActivityRecord) -> None:
         """Queue a record; waits only while the queue is full."""
-        await self._queue.put(record)
+        buffer = self._buffer
+        while len(buffer) >= self._capacity:
+            self._room.clear()
+            await self._room.wait()
+        buffer.append(record)
+        self._queued += 1
+        # The writer waits either for a first record or for a full batch (or queue).
+        size = len(buffer)
+        if size == 1 or size == self.batch_size or size == self._capacity:
+            self._wake.set()
 
     async def record_many(self, records: Iterable[ActivityRecord]) -> None:
         for record in records:
-            await self._queue.put(record)
+            await self.record(record)
 
     async def flush(self) -> None:
         """Return once everything recorded before this call is committed."""
-        if self._task is None or self._task.done():
+        target = self._queued
+        if self._done >= target:
+            return
+        if not self._running():
             await self._drain_inline()
             return
-        request = _FlushRequest()
-        await self._queue.put(request)
-        await request.done
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, done))
+        self._wake.set()
+        await done
 
     async def stop(self) -> None:
         """Flush everything, then end the background task.
@@ -840,67 +858,72 @@ class ActivityWriter:
         """
         task = self._task
         if task is not None and not task.done():
-            await self._queue.put(_StopRequest())
+            self._stop_at = self._queued
+            self._wake.set()
             await asyncio.wait({task})
         if task is not None and not task.cancelled() and task.exception() is not None:
             log.error("the activity writer task failed", exc_info=task.exception())
         self._task = None
-        await self._drain_inline()  # records queued behind the stop request
+        await self._drain_inline()  # records queued after the stop began
+
+    def _running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def _take(self) -> list[ActivityRecord]:
+        """Up to `batch_size` records off the front of the queue."""
+        buffer = self._buffer
+        count = min(len(buffer), self.batch_size)
+        batch = [buffer.popleft() for _ in range(count)]
+        if count:
+            self._room.set()
+        return batch
+
+    def _written(self, count: int) -> None:
+        """`count` more records are written: release the flushes they complete."""
+        self._done += count
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= self._done:
+            _, done = waiters.popleft()
+            if not done.done():
+                done.set_result(None)
 
     async def _drain_inline(self) -> None:
-        batch: list[ActivityRecord] = []
-        waiting: list[_FlushRequest] = []
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if isinstance(item, _FlushRequest):
-                waiting.append(item)
-            else:
-                batch.append(item)
-                if len(batch) >= self.batch_size:
-                    await self._write(batch)
-                    batch = []
-        await self._write(batch)
-        for request in waiting:
-            if not request.done.done():
-                request.done.set_result(None)
-
-    async def _collect(self) -> tuple[list[ActivityRecord], list[_FlushRequest]]:
-        loop = asyncio.get_running_loop()
-        first = await self._queue.get()
-        batch: list[ActivityRecord] = []
-        flushes: list[_FlushRequest] = []
-        if isinstance(first, _FlushRequest):
-            flushes.append(first)
-            return batch, flushes
-        batch.append(first)
-        deadline = loop.time() + self.flush_interval
-        while len(batch) < self.batch_size:
-            try:
-                item = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    async with asyncio.timeout(remaining):
-                        item = await self._queue.get()
-                except TimeoutError:
-                    break
-            if isinstance(item, _FlushRequest):
-                flushes.append(item)
+        while True:
+            batch = self._take()
+            if not batch:
                 break
-            batch.append(item)
-        return batch, flushes
+            await self._write(batch)
+            self._written(len(batch))
+        self._written(0)
+
+    async def _collect(self) -> list[ActivityRecord]:
+        """The next batch: a full one, what is queued when a flush or stop waits, or what
+        arrived within `flush_interval` of the first record."""
+        loop = asyncio.get_running_loop()
+        while not self._buffer:
+            if self._stop_at is not None:
+                return []
+            self._wake.clear()
+            await self._wake.wait()
+        deadline = loop.time() + self.flush_interval
+        while len(self._buffer) < self.batch_size and not self._waiters and self._stop_at is None:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._wake.wait()
+            except TimeoutError:
+                break
+        return self._take()
 
     async def _run(self) -> None:
-        while True:
-            batch, flushes = await self._collect()
-            await self._write(batch)
-            for request in flushes:
-                if not request.done.done():
-                    request.done.set_result(None)
-            if any(isinstance(request, _StopRequest) for request in flushes):
-                return
+        while self._stop_at is None or self._done < self._stop_at:
+            batch = await self._collect()
+            if batch:
+                await self._write(batch)
+            self._written(len(batch))
 
     async def _write(self, batch: list[ActivityRecord]) -> None:
         if not batch:
@@ -951,6 +974,8 @@ class ActivityWriter:
         try:
             async with self.db.sessions() as session:
                 async with session.begin():
+                    if self._gate is not None:
+                        await self._gate.take(await session.connection())
                     result = await write_batch(
                         session, batch, defaults=self.defaults, cache=self.cache, hooks=self.hooks
                     )

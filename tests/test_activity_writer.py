@@ -304,6 +304,87 @@ async def test_concurrent_flushes_all_return_after_their_records(any_db: Databas
     assert await event_count(any_db) == 200
 
 
+class _GatedCommits:
+    """Holds each batch's commit until the test lets it through; records the batch sizes."""
+
+    def __init__(self, writer: ActivityWriter, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sizes: list[int] = []
+        self.started = asyncio.Event()
+        self.go = asyncio.Event()
+        real = writer._commit
+
+        async def commit(batch: list[ActivityRecord]) -> None:
+            self.sizes.append(len(batch))
+            self.started.set()
+            await self.go.wait()
+            self.go.clear()
+            await real(batch)
+
+        monkeypatch.setattr(writer, "_commit", commit)
+
+    async def next_started(self) -> None:
+        await asyncio.wait_for(self.started.wait(), 5)
+        self.started.clear()
+
+
+async def test_flushes_during_a_batch_share_the_next_one_and_wait_for_no_more(
+    any_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush never cuts a batch short; flushes that arrive while a batch is written share
+    the next batch; and a flush does not wait for records queued after it."""
+    writer = ActivityWriter(any_db, flush_interval=60.0, batch_size=10_000)
+    gate = _GatedCommits(writer, monkeypatch)
+    await writer.start()
+    try:
+        await writer.record_many(messages(10, member="alice"))
+        first = asyncio.create_task(writer.flush())
+        await gate.next_started()  # batch 1 (alice's 10) is being written
+        await writer.record_many(messages(5, member="bob"))
+        second = asyncio.create_task(writer.flush())
+        third = asyncio.create_task(writer.flush())
+        await writer.record_many(messages(3, member="carol"))
+        await asyncio.sleep(0.01)
+        assert not first.done()
+        gate.go.set()
+        await asyncio.wait_for(first, 5)  # its records were all in batch 1
+        await gate.next_started()  # batch 2: everything queued, bob's and carol's
+        assert not (second.done() or third.done())
+        gate.go.set()
+        await asyncio.wait_for(asyncio.gather(second, third), 5)
+        assert gate.sizes == [10, 8]
+        assert await event_count(any_db) == 18
+    finally:
+        gate.go.set()
+        monkeypatch.undo()
+        await writer.stop()
+    assert writer.stats.written == 18
+
+
+async def test_a_flush_waits_for_the_batch_holding_its_records_not_later_ones(
+    any_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = ActivityWriter(any_db, flush_interval=60.0, batch_size=4)
+    gate = _GatedCommits(writer, monkeypatch)
+    await writer.start()
+    try:
+        await writer.record_many(messages(6, member="alice"))  # batches of 4 and 2
+        flushed = asyncio.create_task(writer.flush())
+        await gate.next_started()
+        gate.go.set()
+        await gate.next_started()
+        await writer.record_many(messages(4, member="bob"))  # after the flush: not its own
+        gate.go.set()
+        await asyncio.wait_for(flushed, 5)
+        # Bob's full batch may be under way already; the flush did not wait for it.
+        assert gate.sizes[:2] == [4, 2]
+        assert await event_count(any_db) == 6
+    finally:
+        gate.go.set()
+        monkeypatch.undo()
+        await writer.stop()
+    assert await event_count(any_db) == 10
+
+
 async def test_flush_and_stop_without_a_running_task_write_inline(any_db: Database) -> None:
     writer = ActivityWriter(any_db, batch_size=4)
     await writer.record_many(messages(10))
