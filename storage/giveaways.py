@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import dialect_insert, transition
-from storage.models import Giveaway, GiveawayEntry, GiveawayWinner
+from storage.models import Community, Giveaway, GiveawayEntry, GiveawayWinner
 from storage.privacy import opted_out
 
 GIVEAWAYS = Giveaway.__table__
@@ -52,6 +52,29 @@ async def get(session: AsyncSession, community_id: int, giveaway_id: int) -> Giv
 
 async def by_id(session: AsyncSession, giveaway_id: int) -> Giveaway | None:
     return await session.get(Giveaway, giveaway_id, populate_existing=True)
+
+
+# Built once: a statement object memoizes its cache key, so the scheduler's jobs skip
+# building and hashing it again (most of SQLAlchemy's cost per statement on their path).
+_WITH_COMMUNITY = (
+    select(Giveaway, Community)
+    .join(Community, Community.id == Giveaway.community_id)
+    .where(Giveaway.id == bindparam("p_id"))
+    .execution_options(populate_existing=True)
+)
+_RECORD_RESULT = (
+    update(GIVEAWAYS)
+    .where(GIVEAWAYS.c.id == bindparam("p_id"))
+    .values(result_message_id=bindparam("p_msg"))
+)
+
+
+async def with_community(
+    session: AsyncSession, giveaway_id: int
+) -> tuple[Giveaway, Community] | None:
+    """A giveaway and its community in one round trip, as they stand now."""
+    row = (await session.execute(_WITH_COMMUNITY, {"p_id": giveaway_id})).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 async def enter(
@@ -115,16 +138,25 @@ async def enter(
 
 
 async def claim_draw(
-    session: AsyncSession, giveaway_id: int, *, now: datetime, early: bool = False
+    session: AsyncSession,
+    giveaway_id: int,
+    *,
+    now: datetime,
+    early: bool = False,
+    lease: timedelta | None = None,
 ) -> bool:
-    """Move an open giveaway to drawn; True for exactly one caller. Entries stop here."""
+    """Move an open giveaway to drawn; True for exactly one caller. Entries stop here.
+
+    With `lease` the drawer also takes the result lease (see `take_result_lease`) in the
+    same statement, to post the result without another transaction.
+    """
     conditions = [GIVEAWAYS.c.status == GiveawayStatus.OPEN.value]
     if not early:
         conditions.append(GIVEAWAYS.c.ends_at <= now)
-    return await transition(
-        session, GIVEAWAYS, giveaway_id, *conditions,
-        status=GiveawayStatus.DRAWN.value, drawn_at=now,
-    )  # fmt: skip
+    values: dict[str, object] = {"status": GiveawayStatus.DRAWN.value, "drawn_at": now}
+    if lease is not None:
+        values["result_lease_until"] = now + lease
+    return await transition(session, GIVEAWAYS, giveaway_id, *conditions, **values)
 
 
 async def cancel(session: AsyncSession, giveaway_id: int) -> bool:
@@ -242,6 +274,11 @@ async def take_result_lease(
         )
     ).scalar_one_or_none()
     return got is not None
+
+
+async def record_result(session: AsyncSession, giveaway_id: int, message_id: str) -> None:
+    """The result is posted: its message id ends the lease for good."""
+    await session.execute(_RECORD_RESULT, {"p_id": giveaway_id, "p_msg": message_id})
 
 
 async def needing_attention(session: AsyncSession, *, now: datetime) -> list[int]:

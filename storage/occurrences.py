@@ -12,11 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cache
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import dialect_insert
 from storage.models import Occurrence
 
 OCCURRENCES = Occurrence.__table__
@@ -96,21 +98,38 @@ async def _insert(
 ) -> int | None:
     """Insert the firing's row unless `(what, due_at)` exists; its id, or None if it did."""
     finished = status is not OccurrenceStatus.CLAIMED
-    stmt = (
-        dialect_insert(session)(OCCURRENCES)
+    params = {
+        "o_what": what[:128],
+        "o_due": due_at,
+        "o_status": status.value,
+        "o_by": instance[:64],
+        "o_at": now,
+        "o_finished": now if finished else None,
+        "o_detail": detail[:256] if detail else None,
+    }
+    statement = _insert_statement(session.bind.dialect.name)
+    return (await session.execute(statement, params)).scalar_one_or_none()
+
+
+@cache
+def _insert_statement(dialect: str) -> Any:
+    """The claim's INSERT ... ON CONFLICT DO NOTHING, built once per dialect (a statement
+    object memoizes its cache key, so each claim skips building and hashing it)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(OCCURRENCES)
         .values(
-            what=what[:128],
-            due_at=due_at,
-            status=status.value,
-            claimed_by=instance[:64],
-            claimed_at=now,
-            finished_at=now if finished else None,
-            detail=detail[:256] if detail else None,
+            what=bindparam("o_what"),
+            due_at=bindparam("o_due"),
+            status=bindparam("o_status"),
+            claimed_by=bindparam("o_by"),
+            claimed_at=bindparam("o_at"),
+            finished_at=bindparam("o_finished"),
+            detail=bindparam("o_detail"),
         )
         .on_conflict_do_nothing(index_elements=[OCCURRENCES.c.what, OCCURRENCES.c.due_at])
         .returning(OCCURRENCES.c.id)
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def history(session: AsyncSession, what: str, *, limit: int = 10) -> Sequence[Occurrence]:
@@ -134,11 +153,24 @@ async def finish(
 ) -> None:
     """Record how a claimed firing ended."""
     status = OccurrenceStatus.FAILED if failed else OccurrenceStatus.DONE
-    await session.execute(
-        update(OCCURRENCES)
-        .where(OCCURRENCES.c.id == occurrence_id)
-        .values(status=status.value, finished_at=now, detail=(detail or None) and detail[:256])
+    params = {
+        "o_id": occurrence_id,
+        "o_status": status.value,
+        "o_finished": now,
+        "o_detail": (detail or None) and detail[:256],
+    }
+    await session.execute(_FINISH, params)
+
+
+_FINISH = (
+    update(OCCURRENCES)
+    .where(OCCURRENCES.c.id == bindparam("o_id"))
+    .values(
+        status=bindparam("o_status"),
+        finished_at=bindparam("o_finished"),
+        detail=bindparam("o_detail"),
     )
+)
 
 
 async def unfinished_or_missed(

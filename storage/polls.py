@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import dialect_insert, transition
@@ -48,6 +48,27 @@ async def get(session: AsyncSession, community_id: int, poll_id: int) -> Poll | 
 
 async def by_id(session: AsyncSession, poll_id: int) -> Poll | None:
     return await session.get(Poll, poll_id, populate_existing=True)
+
+
+# Built once: a statement object memoizes its cache key, so the scheduler's jobs skip
+# building and hashing it again (most of SQLAlchemy's cost per statement on their path).
+_WITH_COMMUNITY = (
+    select(Poll, Community)
+    .join(Community, Community.id == Poll.community_id)
+    .where(Poll.id == bindparam("p_id"))
+    .execution_options(populate_existing=True)
+)
+_RECORD_RESULT = (
+    update(POLLS)
+    .where(POLLS.c.id == bindparam("p_id"))
+    .values(result_message_id=bindparam("p_msg"), result_lease_until=None)
+)
+
+
+async def with_community(session: AsyncSession, poll_id: int) -> tuple[Poll, Community] | None:
+    """A poll and its community in one round trip, as they stand now."""
+    row = (await session.execute(_WITH_COMMUNITY, {"p_id": poll_id})).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 async def by_native(session: AsyncSession, community_id: int, native_poll_id: str) -> Poll | None:
@@ -158,18 +179,23 @@ async def claim_close(
     now: datetime,
     by: str | None = None,
     early: bool = False,
+    lease: timedelta | None = None,
 ) -> bool:
     """Move an open poll to closed; True for exactly one caller. Votes stop here.
 
     Without `early` only a poll whose close time has come is closed (the timer's claim).
+    With `lease` the closer also takes the result lease (see `take_result_lease`) in the
+    same statement, to post the result without another transaction.
     """
     conditions = [POLLS.c.status == PollStatus.OPEN.value]
     if not early:
         conditions += [POLLS.c.closes_at.is_not(None), POLLS.c.closes_at <= now]
-    return await transition(
-        session, POLLS, poll_id, *conditions,
-        status=PollStatus.CLOSED.value, closed_at=now, closed_by=by,
-    )  # fmt: skip
+    values: dict[str, object] = {
+        "status": PollStatus.CLOSED.value, "closed_at": now, "closed_by": by
+    }  # fmt: skip
+    if lease is not None:
+        values["result_lease_until"] = now + lease
+    return await transition(session, POLLS, poll_id, *conditions, **values)
 
 
 async def take_result_lease(
@@ -189,11 +215,7 @@ async def take_result_lease(
 
 async def record_result(session: AsyncSession, poll_id: int, message_id: str) -> None:
     """The result is posted: its message id ends the lease for good."""
-    await session.execute(
-        update(POLLS)
-        .where(POLLS.c.id == poll_id)
-        .values(result_message_id=message_id, result_lease_until=None)
-    )
+    await session.execute(_RECORD_RESULT, {"p_id": poll_id, "p_msg": message_id})
 
 
 async def needing_attention(session: AsyncSession, *, now: datetime) -> list[int]:

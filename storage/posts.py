@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
+from functools import cache
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import PostAudit, PostTemplate, ScheduledPost
+from storage.models import Community, PostAudit, PostTemplate, ScheduledPost
 
 # How many posts one community may keep planned (active, paused or pending).
 MAX_POSTS_PER_COMMUNITY = 500
@@ -48,6 +50,27 @@ async def by_id(session: AsyncSession, post_id: int) -> ScheduledPost | None:
     return await session.get(ScheduledPost, post_id)
 
 
+# Built once: a statement object memoizes its cache key, so a firing skips building and
+# hashing it again (most of SQLAlchemy's cost per statement on this path).
+_WITH_COMMUNITY = (
+    select(ScheduledPost, Community)
+    .join(Community, Community.id == ScheduledPost.community_id)
+    .where(ScheduledPost.id == bindparam("p_post"))
+)
+_POSTS = ScheduledPost.__table__
+_SET_OUTCOME = (
+    update(_POSTS).where(_POSTS.c.id == bindparam("p_post")).values(last_outcome=bindparam("p_out"))
+)
+
+
+async def with_community(
+    session: AsyncSession, post_id: int
+) -> tuple[ScheduledPost, Community] | None:
+    """A post and its community in one round trip (a firing needs both)."""
+    row = (await session.execute(_WITH_COMMUNITY, {"p_post": post_id})).first()
+    return (row[0], row[1]) if row is not None else None
+
+
 async def live_count(session: AsyncSession, community_id: int) -> int:
     query = select(func.count()).where(
         ScheduledPost.community_id == community_id, ScheduledPost.status.in_(LIVE)
@@ -78,6 +101,29 @@ async def overdue(session: AsyncSession, *, now: datetime) -> list[tuple[int, da
     return [(row.id, row.next_run_at) for row in await session.execute(query)]
 
 
+@cache
+def _advance_statement(ran_at: bool, ran: bool, done: bool) -> Any:
+    """The conditional UPDATE of `advance`, one per shape, built once."""
+    values: dict[str, object] = {
+        "next_run_at": bindparam("p_next"), "last_outcome": bindparam("p_out")
+    }  # fmt: skip
+    if ran_at:
+        values["last_run_at"] = bindparam("p_ran_at")
+    if ran:
+        values["runs"] = _POSTS.c.runs + 1
+    if done:
+        values["status"] = PostStatus.DONE.value
+    return (
+        update(_POSTS)
+        .where(
+            _POSTS.c.id == bindparam("p_post"),
+            _POSTS.c.next_run_at == bindparam("p_due"),
+            _POSTS.c.status == PostStatus.ACTIVE.value,
+        )
+        .values(**values)
+    )
+
+
 async def advance(
     session: AsyncSession,
     post_id: int,
@@ -89,30 +135,17 @@ async def advance(
     ran: bool,
 ) -> bool:
     """Move the post from the occurrence `due` to `next_run`; False if someone else did."""
-    values: dict[str, object] = {"next_run_at": next_run, "last_outcome": outcome}
+    statement = _advance_statement(ran_at is not None, ran, next_run is None)
+    params = {"p_post": post_id, "p_due": due, "p_next": next_run, "p_out": outcome}
     if ran_at is not None:
-        values["last_run_at"] = ran_at
-    if ran:
-        values["runs"] = ScheduledPost.runs + 1
-    if next_run is None:
-        values["status"] = PostStatus.DONE.value
-    result = await session.execute(
-        update(ScheduledPost)
-        .where(
-            ScheduledPost.id == post_id,
-            ScheduledPost.next_run_at == due,
-            ScheduledPost.status == PostStatus.ACTIVE,
-        )
-        .values(**values)
-    )
+        params["p_ran_at"] = ran_at
+    result = await session.execute(statement, params)
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
 async def set_outcome(session: AsyncSession, post_id: int, outcome: str) -> None:
     """Record how the latest run ended once its (retried) send finished."""
-    await session.execute(
-        update(ScheduledPost).where(ScheduledPost.id == post_id).values(last_outcome=outcome)
-    )
+    await session.execute(_SET_OUTCOME, {"p_post": post_id, "p_out": outcome})
 
 
 # --- templates -----------------------------------------------------------------------------

@@ -6,13 +6,14 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from handlers.core.context import Services
 from handlers.core.events import Role
+from handlers.core.gateway import GatewayRegistry
 from handlers.posts import delivery
 from scheduler.service import SchedulerService
-from storage.models import Occurrence, PostAudit, ScheduledPost
+from storage.models import Occurrence, PostAudit, PostTemplate, ScheduledPost
 from tests.fakes import RecordingGateway, command, user
 
 # In the future, so the scheduler's real-time timers never fire by themselves in a test:
@@ -392,3 +393,41 @@ async def test_a_text_that_no_longer_fits_is_reported_in_words(
     assert "its text no longer works" in note and "this platform takes 10" in note
     [occurrence] = await rows(services.db, Occurrence)
     assert occurrence.status == "failed" and occurrence.detail == "rendered_too_long"
+
+
+async def test_a_text_problem_found_at_the_firing_is_recorded_and_reported_once(
+    dispatcher, gateway, posting, services
+):
+    # The text is composed inside the firing's transaction now: a failure there must still
+    # claim the run, record it failed and tell the author, once.
+    await say(dispatcher, gateway, "/template save hello Hello {{ chat }}!")
+    await say(dispatcher, gateway, "/post add in 1m --template hello")
+    async with services.db.session() as session:
+        await session.execute(delete(PostTemplate))
+    due = START + timedelta(minutes=1)
+    await until(services, due)
+    await delivery.fire(services, 1, due.isoformat())  # a sweep racing the timer
+    await until(services, due + timedelta(hours=1))
+    assert [s for s in gateway.sent if s.reply_to is None and "Hello" in s.text] == []
+    notes = [s.text for s in gateway.sent if s.private_to == BOSS.user_id]
+    assert len(notes) == 1 and "could not be posted" in notes[0]
+    [occurrence] = await rows(services.db, Occurrence)
+    assert occurrence.status == "failed" and occurrence.detail == "template_gone"
+    [post] = await rows(services.db, ScheduledPost)
+    assert post.last_outcome == "failed" and post.runs == 1
+
+
+async def test_a_run_fired_before_its_platform_connects_goes_out_once_it_does(
+    dispatcher, gateway, posting, services
+):
+    await say(dispatcher, gateway, "/post add in 1m Morning all")
+    services.gateways = GatewayRegistry()  # the platform is not connected (yet)
+    due = START + timedelta(minutes=1)
+    firing = asyncio.create_task(until(services, due))
+    await asyncio.sleep(0.05)
+    assert posted(gateway, "Morning all") == 0
+    services.gateways.register(gateway)
+    await firing
+    assert posted(gateway, "Morning all") == 1
+    [occurrence] = await rows(services.db, Occurrence)
+    assert occurrence.status == "done"

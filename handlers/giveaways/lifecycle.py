@@ -87,23 +87,36 @@ async def record_of(session: AsyncSession, giveaway: Giveaway) -> DrawRecord:
 
 
 async def announcement(
-    services: Services, session: AsyncSession, giveaway: Giveaway, community: Community
+    services: Services,
+    session: AsyncSession,
+    giveaway: Giveaway,
+    community: Community,
+    *,
+    winners: list[Winner] | None = None,
+    bonus: int | None = None,
 ) -> OutgoingMessage:
-    """The announcement as it should look now: open with an Enter button, or final."""
+    """The announcement as it should look now: open with an Enter button, or final;
+    `winners` and `bonus` (entries beyond one each) save reading them when known."""
     locale = community.locale
     is_open = giveaway.status == store.GiveawayStatus.OPEN
     buttons: tuple[tuple[Button, ...], ...] = ()
     if is_open:
         label = services.renderer.render("giveaways/button.j2", locale, which="enter")
         buttons = ((Button(label, f"{ENTER_PREFIX}{giveaway.id}"),),)
+    if bonus is None:
+        bonus = await store.bonus_entries(session, giveaway.id)
+    if is_open:
+        winners = []
+    elif winners is None:
+        winners = await winners_of(session, giveaway.id)
     return services.renderer.message(
         "giveaways/announcement.j2",
         locale,
         buttons=buttons,
         g=giveaway,
         rules=Rules.from_json(giveaway.requirements),
-        bonus_entries=await store.bonus_entries(session, giveaway.id),
-        winners=await winners_of(session, giveaway.id) if not is_open else [],
+        bonus_entries=bonus,
+        winners=winners,
         community=community,
         tz=zone(community.timezone),
     )
@@ -123,19 +136,43 @@ async def draw_in(
     session: AsyncSession, giveaway_id: int, *, now: datetime, early: bool = False
 ) -> bool:
     """Draw an open giveaway in `session` (the caller commits); False if someone else did."""
-    if not await store.claim_draw(session, giveaway_id, now=now, early=early):
-        return False
-    giveaway = await store.by_id(session, giveaway_id)
-    assert giveaway is not None
+    return await _draw(session, giveaway_id, now=now, early=early) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Drawn:
+    """A draw just made: the row, its entries and the first round's winners."""
+
+    giveaway: Giveaway
+    community: Community
+    entrants: list[store.EntrantRow]
+    winners: list[Winner]
+
+
+async def _draw(
+    session: AsyncSession,
+    giveaway_id: int,
+    *,
+    now: datetime,
+    early: bool = False,
+    lease: timedelta | None = None,
+) -> Drawn | None:
+    """`draw_in`, keeping what it read; with `lease` the result lease is taken too."""
+    if not await store.claim_draw(session, giveaway_id, now=now, early=early, lease=lease):
+        return None
+    found = await store.with_community(session, giveaway_id)
+    assert found is not None
+    giveaway, community = found
     rows = await store.entrants(session, giveaway_id)
     entrants = _entrant_list(rows)
     chosen = await _ranked(giveaway.seed, entrants, giveaway.winners, set())
-    user_of = {r.entrant_id: r.user_id for r in rows}
-    await store.add_winners(session, giveaway_id, 0, [user_of[e] for e in chosen])
+    by_entrant = {r.entrant_id: r for r in rows}
+    await store.add_winners(session, giveaway_id, 0, [by_entrant[e].user_id for e in chosen])
     giveaway.entrants_digest = entrants_digest(entrants)
     giveaway.drawn_late = not early and now - giveaway.ends_at > LATE_AFTER
     giveaway.rounds = [{"asked": giveaway.winners, "at": now.isoformat(), "by": None}]
-    return True
+    won = [Winner(by_entrant[e].user_id, by_entrant[e].display_name, e, 0) for e in chosen]
+    return Drawn(giveaway, community, rows, won)
 
 
 async def reroll_in(
@@ -154,49 +191,86 @@ async def reroll_in(
 
 async def settle(services: Services, giveaway_id: int) -> None:
     """Timer and sweep entry point: draw when due, then make sure the result is posted."""
-    async with services.db.session() as session:
-        await draw_in(session, giveaway_id, now=services.clock.now())
-    await announce(services, giveaway_id)
+    now = services.clock.now()
+    async with services.db.writing() as session:
+        # One transaction draws, takes the result lease and renders the result.
+        drawn = await _draw(session, giveaway_id, now=now, lease=RESULT_LEASE)
+        if drawn is not None:
+            bonus = sum(r.weight - 1 for r in drawn.entrants)
+            ready = await _result(
+                services, session, drawn.giveaway, drawn.community, drawn.winners, bonus
+            )
+    if drawn is None:
+        await announce(services, giveaway_id)  # drawn before: post the result if still owed
+    else:
+        await _post_result(services, ready)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """A drawn giveaway's result, rendered, with what posting it needs."""
+
+    giveaway: Giveaway
+    community: Community
+    winners: list[Winner]  # the first round's
+    result: OutgoingMessage
+    final: OutgoingMessage
+    note: OutgoingMessage
+
+
+async def _result(
+    services: Services,
+    session: AsyncSession,
+    giveaway: Giveaway,
+    community: Community,
+    winners: list[Winner] | None = None,
+    bonus: int | None = None,
+) -> Result:
+    """Render the result post, the closed announcement and the winners' note."""
+    if winners is None:
+        winners = await winners_of(session, giveaway.id)
+    first_round = [w for w in winners if w.round == 0]
+    result = services.renderer.message(
+        "giveaways/result.j2",
+        community.locale,
+        g=giveaway,
+        winners=first_round,
+        tz=zone(community.timezone),
+    )
+    final = await announcement(services, session, giveaway, community, winners=winners, bonus=bonus)
+    note = services.renderer.message(
+        "giveaways/winner_note.j2", community.locale, g=giveaway, private=True
+    )
+    return Result(giveaway, community, first_round, result, final, note)
 
 
 async def announce(services: Services, giveaway_id: int) -> bool:
     """Post a drawn giveaway's result once, close its announcement and tell the winners."""
     now = services.clock.now()
-    async with services.db.session() as session:
+    async with services.db.writing() as session:
         if not await store.take_result_lease(session, giveaway_id, now=now, lease=RESULT_LEASE):
             return False
-    async with services.db.session() as session:
-        giveaway = await store.by_id(session, giveaway_id)
-        assert giveaway is not None
-        community = await session.get(Community, giveaway.community_id)
-        assert community is not None
-        winners = await winners_of(session, giveaway_id)
-        first_round = [w for w in winners if w.round == 0]
-        result = services.renderer.message(
-            "giveaways/result.j2",
-            community.locale,
-            g=giveaway,
-            winners=first_round,
-            tz=zone(community.timezone),
-        )
-        final = await announcement(services, session, giveaway, community)
-        note = services.renderer.message(
-            "giveaways/winner_note.j2", community.locale, g=giveaway, private=True
-        )
-    chat = chat_of(giveaway, community)
+        found = await store.with_community(session, giveaway_id)
+        assert found is not None
+        ready = await _result(services, session, *found)
+    return await _post_result(services, ready)
+
+
+async def _post_result(services: Services, ready: Result) -> bool:
+    """Post a rendered result under a held lease and record its message id."""
+    giveaway = ready.giveaway
+    chat = chat_of(giveaway, ready.community)
     try:
         gateway = await services.gateways.wait(chat.platform)
-        sent = await gateway.send(chat, result, reply_to=giveaway.message_id)
+        sent = await gateway.send(chat, ready.result, reply_to=giveaway.message_id)
     except (GatewayError, GatewayUnavailable, TimeoutError, OSError):
         # The lease runs out and the sweep tries again.
-        log.warning("giveaway %s: result could not be posted yet", giveaway_id, exc_info=True)
+        log.warning("giveaway %s: result could not be posted yet", giveaway.id, exc_info=True)
         return False
-    async with services.db.session() as session:
-        row = await store.by_id(session, giveaway_id)
-        assert row is not None
-        row.result_message_id = sent.message_id
-    await edit_announcement(gateway, chat, giveaway, final)
-    await notify_winners(gateway, chat, first_round, note)
+    async with services.db.writing() as session:
+        await store.record_result(session, giveaway.id, sent.message_id)
+    await edit_announcement(gateway, chat, giveaway, ready.final)
+    await notify_winners(gateway, chat, ready.winners, ready.note)
     return True
 
 

@@ -15,6 +15,8 @@ import logging
 from datetime import datetime, timedelta
 from functools import partial
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from handlers.core.chats import chat_of
 from handlers.core.context import Services
 from handlers.core.events import ChatRef
@@ -176,40 +178,55 @@ async def _tell(
 
 async def settle(services: Services, poll_id: int) -> None:
     """Timer and sweep entry point: close when due, then make sure the result is posted."""
-    async with services.db.session() as session:
-        await store.claim_close(session, poll_id, now=services.clock.now())
-    await announce(services, poll_id)
+    now = services.clock.now()
+    async with services.db.writing() as session:
+        # One transaction closes, takes the result lease and loads what the result shows.
+        closed = await store.claim_close(session, poll_id, now=now, lease=RESULT_LEASE)
+        if closed:
+            loaded = await _load(session, poll_id)
+    if closed:
+        await _post_result(services, *loaded)
+    else:
+        await announce(services, poll_id)  # closed before: post the result if still owed
+
+
+async def _load(session: AsyncSession, poll_id: int) -> tuple[Poll, Community, Tally]:
+    """A closed poll, its community and its final tally."""
+    found = await store.with_community(session, poll_id)
+    assert found is not None
+    poll, community = found
+    return poll, community, await tally_of(session, poll)
 
 
 async def announce(services: Services, poll_id: int) -> bool:
     """Stop a closed poll on the platform and post its result, once."""
     now = services.clock.now()
-    async with services.db.session() as session:
+    async with services.db.writing() as session:
         if not await store.take_result_lease(session, poll_id, now=now, lease=RESULT_LEASE):
             return False
-    async with services.db.session() as session:
-        poll = await store.by_id(session, poll_id)
-        assert poll is not None
-        community = await session.get(Community, poll.community_id)
-        assert community is not None
-        tally = await tally_of(session, poll)
+        loaded = await _load(session, poll_id)
+    return await _post_result(services, *loaded)
+
+
+async def _post_result(services: Services, poll: Poll, community: Community, tally: Tally) -> bool:
+    """Under a held lease: stop the poll on the platform, post the result, record it."""
     chat = chat_of(poll, community)
     try:
         gateway = await services.gateways.wait(chat.platform)
     except GatewayUnavailable:
         # The lease runs out and the sweep tries again.
-        log.warning("poll %s: no %s connection to post the result", poll_id, chat.platform)
+        log.warning("poll %s: no %s connection to post the result", poll.id, chat.platform)
         return False
     await _stop(services, gateway, chat, poll, community, tally)
     result = await result_message(services, poll, community, tally, gateway.capabilities)
     try:
         sent = await gateway.send(chat, result, reply_to=poll.message_id)
     except _SENDING:
-        log.warning("poll %s: result could not be posted yet", poll_id, exc_info=True)
+        log.warning("poll %s: result could not be posted yet", poll.id, exc_info=True)
         return False
-    async with services.db.session() as session:
-        await store.record_result(session, poll_id, sent.message_id)
-    cancel_timers(services, poll_id)
+    async with services.db.writing() as session:
+        await store.record_result(session, poll.id, sent.message_id)
+    cancel_timers(services, poll.id)
     return True
 
 

@@ -217,12 +217,13 @@ async def fire(services: Services, post_id: int, due: str) -> None:
     due_at = datetime.fromisoformat(due).astimezone(UTC)
     now = services.clock.now()
     instance = instance_name()
-    async with services.db.session() as session:
-        post = await store.by_id(session, post_id)
-        if post is None or post.status != store.PostStatus.ACTIVE or post.next_run_at != due_at:
+    async with services.db.writing() as session:
+        found = await store.with_community(session, post_id)
+        if found is None:
+            return  # deleted
+        post, community = found
+        if post.status != store.PostStatus.ACTIVE or post.next_run_at != due_at:
             return  # paused, deleted, edited or already handled: a stale timer
-        community = await session.get(Community, post.community_id)
-        assert community is not None
         policy = PostPolicy.of(community.settings)
         tz = zone(community.timezone)
 
@@ -244,7 +245,11 @@ async def fire(services: Services, post_id: int, due: str) -> None:
             next_run=schedule.next_after(max(owed[-1], now), tz),
         )
         sending: int | None = None
+        ready: Ready | None = None
         if decided.send is not None:
+            # Composed before the claim (reads only), so the run needs no second transaction
+            # to load the post again; a compose failure is still claimed, then recorded.
+            ready = await _prepare(services, session, post, community, at=now)
             claimed = await occurrences.claim(
                 session, what(post_id), decided.send, now=now, instance=instance, grace=_FOREVER
             )
@@ -281,33 +286,80 @@ async def fire(services: Services, post_id: int, due: str) -> None:
             merged=sending is not None and reported[-1][1] == "merged",
         )
     if sending is not None:
-        await deliver(services, post_id, sending, attempt=0)
+        await deliver(services, post_id, sending, attempt=0, ready=ready)
 
 
-async def deliver(services: Services, post_id: int, occurrence_id: int, *, attempt: int) -> bool:
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A run composed inside its firing's transaction: what `deliver` would load again."""
+
+    post: ScheduledPost
+    community: Community
+    gateway: ChatGateway
+    text: str | PostTextError | ComplianceRefused  # the post, or why it cannot go out
+
+
+async def _prepare(
+    services: Services,
+    session: AsyncSession,
+    post: ScheduledPost,
+    community: Community,
+    *,
+    at: datetime,
+) -> Ready | None:
+    """Compose the run now when its platform is connected; None leaves it to `deliver`."""
+    gateway = services.gateways.get(chat_of(post, community).platform)
+    if gateway is None:
+        return None  # start-up or a reconnect: `deliver` waits for the platform, then composes
+    try:
+        text: str | PostTextError | ComplianceRefused = await compose(
+            services, session, post, community, at=at, limit=gateway.capabilities.max_text_length
+        )
+    except (PostTextError, ComplianceRefused) as exc:
+        text = exc
+    return Ready(post, community, gateway, text)
+
+
+async def deliver(
+    services: Services,
+    post_id: int,
+    occurrence_id: int,
+    *,
+    attempt: int,
+    ready: Ready | None = None,
+) -> bool:
     """Send one claimed run; on a platform failure retry later, then give up and report."""
-    async with services.db.session() as session:
-        post = await store.by_id(session, post_id)
-        community = await session.get(Community, post.community_id) if post else None
-        if post is None or community is None or post.status == store.PostStatus.DELETED:
-            await occurrences.finish(
-                session, occurrence_id, now=services.clock.now(), failed=True, detail="deleted"
-            )
-            return False
+    if ready is not None:
+        post, community = ready.post, ready.community
+    else:
+        async with services.db.writing() as session:
+            found = await store.with_community(session, post_id)
+            if found is None or found[0].status == store.PostStatus.DELETED:
+                await occurrences.finish(
+                    session, occurrence_id, now=services.clock.now(), failed=True, detail="deleted"
+                )
+                return False
+        post, community = found
     chat = chat_of(post, community)
     problem: Exception
     try:
-        # Waiting for the platform (start-up, a reconnect) holds no database session.
-        gateway = await services.gateways.wait(chat.platform, within=PLATFORM_WAIT)
-        async with services.db.session() as session:
-            text = await compose(
-                services,
-                session,
-                post,
-                community,
-                at=services.clock.now(),
-                limit=gateway.capabilities.max_text_length,
-            )
+        if ready is not None:
+            gateway = ready.gateway
+            if not isinstance(ready.text, str):
+                raise ready.text
+            text = ready.text
+        else:
+            # Waiting for the platform (start-up, a reconnect) holds no database session.
+            gateway = await services.gateways.wait(chat.platform, within=PLATFORM_WAIT)
+            async with services.db.session() as session:
+                text = await compose(
+                    services,
+                    session,
+                    post,
+                    community,
+                    at=services.clock.now(),
+                    limit=gateway.capabilities.max_text_length,
+                )
         pings = PostPolicy.of(community.settings).pings
         await gateway.send(chat, OutgoingMessage(text, mass_mentions=pings))
     except (PostTextError, ComplianceRefused) as exc:
@@ -316,7 +368,7 @@ async def deliver(services: Services, post_id: int, occurrence_id: int, *, attem
     except (GatewayError, TimeoutError, OSError) as exc:
         problem = exc
     else:
-        async with services.db.session() as session:
+        async with services.db.writing() as session:
             await occurrences.finish(session, occurrence_id, now=services.clock.now())
             await store.set_outcome(session, post_id, "sent")
         return True
@@ -324,7 +376,7 @@ async def deliver(services: Services, post_id: int, occurrence_id: int, *, attem
     if attempt >= len(RETRY_DELAYS) or services.scheduler is None:
         await _give_up(services, post, community, occurrence_id, problem)
         return False
-    async with services.db.session() as session:
+    async with services.db.writing() as session:
         await _mark_retrying(session, occurrence_id, type(problem).__name__)
     services.scheduler.schedule(
         f"post:{post_id}:retry:{occurrence_id}",
@@ -358,7 +410,7 @@ async def _give_up(
         )
     else:
         detail = type(problem).__name__
-    async with services.db.session() as session:
+    async with services.db.writing() as session:
         await occurrences.finish(
             session, occurrence_id, now=services.clock.now(), failed=True, detail=detail
         )
@@ -376,7 +428,7 @@ async def _mark_retrying(session: AsyncSession, occurrence_id: int, detail: str)
 
 async def retry(services: Services, post_id: int, occurrence_id: int, attempt: int) -> None:
     """Retry job: take the waiting occurrence back (only one instance can) and send again."""
-    async with services.db.session() as session:
+    async with services.db.writing() as session:
         taken = await session.execute(
             update(Occurrence)
             .where(
