@@ -44,7 +44,6 @@ from storage.models import (
     MemberDay,
     Membership,
 )
-from storage.writelock import WriteGate
 
 log = logging.getLogger(__name__)
 
@@ -808,8 +807,6 @@ class ActivityWriter:
         self._wake = asyncio.Event()  # records, a flush or a stop for the writer
         self._room = asyncio.Event()  # the buffer has room again
         self._task: asyncio.Task[None] | None = None
-        # SQLite: batches and units of work queue for the write lock on the loop.
-        self._gate = WriteGate.install(db.engine.sync_engine) if db.dialect == "sqlite" else None
 
     @property
     def pending(self) -> int:
@@ -974,8 +971,8 @@ class ActivityWriter:
         try:
             async with self.db.sessions() as session:
                 async with session.begin():
-                    if self._gate is not None:
-                        await self._gate.take(await session.connection())
+                    if self.db.write_gate is not None:
+                        await self.db.write_gate.take(await session.connection())
                     result = await write_batch(
                         session, batch, defaults=self.defaults, cache=self.cache, hooks=self.hooks
                     )
