@@ -104,7 +104,7 @@ class WriteGate:
         conn.info[HOLDS] = True
 
     def _before_execute(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if conn.info.get(HOLDS) or statement.lstrip()[:6].upper().startswith(_READS):
+        if conn.info.get(HOLDS) or statement[:32].lstrip()[:6].upper().startswith(_READS):
             return
         if not in_greenlet():
             return  # a sync engine outside the asyncio bridge: SQLite's busy handler decides

@@ -217,7 +217,9 @@ async def fire(services: Services, post_id: int, due: str) -> None:
     due_at = datetime.fromisoformat(due).astimezone(UTC)
     now = services.clock.now()
     instance = instance_name()
-    async with services.db.writing() as session:
+    # Not `writing()`: composing may ask the platform for the member count, and SQLite's
+    # write gate (the activity writer's too) must not wait on that; the claim takes it.
+    async with services.db.session() as session:
         found = await store.with_community(session, post_id)
         if found is None:
             return  # deleted
