@@ -471,43 +471,29 @@ _BINDINGS = {
 
 async def _member_ids(
     session: AsyncSession,
-    records: Sequence[ActivityRecord],
+    latest: dict[MemberKey, tuple[ActivityRecord, Any]],
     cache: IdCache,
-    learned: dict[Any, int],
-    bind: _Binding,
-) -> dict[tuple[str, str], int]:
-    ids: dict[tuple[str, str], int] = {}
-    # The member's latest record in the batch (its name is the current one), and the earliest time.
-    latest: dict[tuple[str, str], ActivityRecord] = {}
-    first_seen: dict[tuple[str, str], datetime] = {}
-    for rec in records:
-        key = (rec.platform, rec.member_key)
-        seen = latest.get(key)
-        if seen is None:
-            latest[key] = rec
-            first_seen[key] = rec.at
-            continue
-        if rec.at >= seen.at:
-            latest[key] = rec
-        if rec.at < first_seen[key]:
-            first_seen[key] = rec.at
-    missing: dict[tuple[str, str], ActivityRecord] = {}
-    for key, rec in latest.items():
+    learned: dict[Any, Any],
+) -> dict[MemberKey, int]:
+    """Member ids for a batch; `latest` gives each member's latest record and first time, bound."""
+    ids: dict[MemberKey, int] = {}
+    missing: dict[MemberKey, tuple[ActivityRecord, Any]] = {}
+    for key, seen in latest.items():
         cached = cache.members.get(key)
         # A cached member is written again only when their name changed (a rename).
-        if cached is not None and cached[1:] == _member_names(rec):
+        if cached is not None and cached[1:] == _member_names(seen[0]):
             ids[key] = cached[0]
         else:
-            missing[key] = rec
+            missing[key] = seen
     if missing:
         rows = [
-            (p, ext, *_member_names(rec), False, bind.time(first_seen[(p, ext)]))
-            for (p, ext), rec in sorted(missing.items())
+            (p, ext, *_member_names(rec), False, first)
+            for (p, ext), (rec, first) in sorted(missing.items())
         ]
         # DO UPDATE returns every row, inserted or not: no lookup afterwards.
         for p, ext, member_id in await _upsert(session, UPSERT_MEMBERS, rows):
             ids[(p, ext)] = member_id
-            learned[("member", p, ext)] = (member_id, *_member_names(missing[(p, ext)]))
+            learned[("member", p, ext)] = (member_id, *_member_names(missing[(p, ext)][0]))
     return ids
 
 
@@ -564,6 +550,9 @@ class _LocalTime:
     def __init__(self) -> None:
         self._hours: dict[tuple[str, datetime], timedelta | None] = {}
 
+    def __len__(self) -> int:
+        return len(self._hours)
+
     def of(self, at: datetime, tz: str) -> tuple[date, int]:
         if at.tzinfo is not UTC:
             at = at.astimezone(UTC)
@@ -587,6 +576,195 @@ _UNSEEN: Any = object()
 _LAST_INSTANT = timedelta(minutes=59, seconds=59, microseconds=999_999)
 
 
+# (platform, community key) and (platform, member key): how a batch names things before the
+# database has given them ids.
+CommunityKey = tuple[str, str]
+MemberKey = tuple[str, str]
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """What a batch writes, worked out before its transaction: keyed by platform keys, with
+    dates and times already bound, so the transaction only maps keys to ids.
+
+    The writer prepares batch k+1 while batch k's statements and commit run on the driver's
+    thread. The rollups assume every event is new and each community is in the time zone in
+    `zones`; the transaction checks both and aggregates again in the rare batch where either
+    is wrong (a replay, a time zone just changed).
+    """
+
+    records: list[ActivityRecord]  # de-duplicated within the batch, first one wins
+    event_keys: list[tuple[CommunityKey, str, str]]  # (community, chat key, event key)
+    event_rows: list[tuple[Any, ...]]  # INSERT_EVENTS columns from `kind` to `occurred_at`
+    # Per member: the latest record (its name is the current one) and the earliest time, bound.
+    members: dict[MemberKey, tuple[ActivityRecord, Any]]
+    rollups: _Rollups
+    zones: dict[CommunityKey, str]
+
+
+@dataclass(slots=True)
+class _Rollups:
+    """One batch's counter rows, keyed by platform keys, dates and times bound."""
+
+    # (community, day, bound day, member key, messages, reactions, replies, characters)
+    member_days: list[tuple[Any, ...]]
+    community_days: dict[tuple[CommunityKey, date], _CommunityDelta]
+    # (community, bound day, hour, messages, reactions)
+    community_hours: list[tuple[Any, ...]]
+    # (community, member key, *UPSERT_MEMBERSHIPS columns after the two ids)
+    memberships: list[tuple[Any, ...]]
+
+
+def _unique(records: Iterable[ActivityRecord]) -> list[ActivityRecord]:
+    """The batch without repeats of one event (PostgreSQL refuses to touch a row twice)."""
+    seen: dict[tuple[str, str, str, str], ActivityRecord] = {}
+    for rec in records:
+        key = (rec.platform, rec.community_key, rec.chat_key, rec.event_key[:128])
+        if key not in seen:
+            seen[key] = rec
+    return list(seen.values())
+
+
+class _Aggregator:
+    """Adds records to a batch's rollups (a slice at a time, so preparing can yield)."""
+
+    def __init__(self, zones: dict[CommunityKey, str], local_time: _LocalTime) -> None:
+        self.zones = zones
+        self.local_time = local_time
+        self.member_days: dict[tuple[CommunityKey, date, str], _MemberDelta] = {}
+        self.community_days: dict[tuple[CommunityKey, date], _CommunityDelta] = {}
+        # (community, local day, local hour) -> [messages, reactions]
+        self.community_hours: dict[tuple[CommunityKey, date, int], list[int]] = {}
+        self.memberships: dict[tuple[CommunityKey, str], _MembershipDelta] = {}
+
+    def add(self, records: Iterable[ActivityRecord]) -> None:
+        member_days, community_days = self.member_days, self.community_days
+        community_hours, memberships = self.community_hours, self.memberships
+        zones, local_time = self.zones, self.local_time.of
+        message, reaction = ActivityKind.MESSAGE, ActivityKind.REACTION
+        for rec in records:
+            at, kind, member = rec.at, rec.kind, rec.member_key
+            community = (rec.platform, rec.community_key)
+            day, hour = local_time(at, zones[community])
+            cday = community_days.get((community, day))
+            if cday is None:
+                cday = community_days[(community, day)] = _CommunityDelta()
+            ms = memberships.get((community, member))
+            if ms is None:
+                ms = memberships[(community, member)] = _MembershipDelta(at, at)
+            elif at < ms.first:
+                ms.first = at
+            elif at > ms.last:
+                ms.last = at
+            if kind is message or kind is reaction:
+                mday = member_days.get((community, day, member))
+                if mday is None:
+                    mday = member_days[(community, day, member)] = _MemberDelta()
+                hourly = community_hours.get((community, day, hour))
+                if hourly is None:
+                    hourly = community_hours[(community, day, hour)] = [0, 0]
+                if kind is message:
+                    hourly[0] += 1
+                    ms.post_days.add(day)
+                    mday.messages += 1
+                    mday.characters += max(0, rec.length)
+                    cday.messages += 1
+                    if rec.is_reply:
+                        mday.replies += 1
+                        cday.replies += 1
+                else:
+                    hourly[1] += 1
+                    mday.reactions += 1
+                    cday.reactions += 1
+            elif kind is ActivityKind.JOIN:
+                cday.joins += 1
+                ms.joined = at if ms.joined is None else max(ms.joined, at)
+            elif kind is ActivityKind.LEAVE:
+                cday.leaves += 1
+                ms.left = at if ms.left is None else max(ms.left, at)
+
+    def finish(self, bind: _Binding) -> _Rollups:
+        day_of, time = bind.day, bind.time
+        member_days = [
+            (c, day, day_of(day), mk, d.messages, d.reactions, d.replies, d.characters)
+            for (c, day, mk), d in self.member_days.items()
+        ]
+        hours = [
+            (c, day_of(day), hour, m, r) for (c, day, hour), (m, r) in self.community_hours.items()
+        ]
+        memberships = []
+        for (c, mk), m in self.memberships.items():
+            day_number, mask = postdays.mask_of(m.post_days) or (None, 0)
+            days = m.post_days
+            memberships.append(
+                (
+                    c,
+                    mk,
+                    time(m.first),
+                    time(m.last),
+                    None if m.joined is None else time(m.joined),
+                    None if m.left is None else time(m.left),
+                    day_of(min(days)) if days else None,
+                    day_of(max(days)) if days else None,
+                    mask,
+                    day_number,
+                )
+            )
+        return _Rollups(member_days, self.community_days, hours, memberships)
+
+
+def _rollups_of(
+    records: Iterable[ActivityRecord],
+    zones: dict[CommunityKey, str],
+    bind: _Binding,
+) -> _Rollups:
+    aggregator = _Aggregator(zones, _LocalTime())
+    aggregator.add(records)
+    return aggregator.finish(bind)
+
+
+def prepare_batch(
+    records: Sequence[ActivityRecord],
+    dialect: str,
+    zones: dict[CommunityKey, str],
+    local_time: _LocalTime | None = None,
+) -> PreparedBatch:
+    """Work out `records`' rows before their transaction, each community's local days in
+    its time zone in `zones` (which the transaction checks)."""
+    bind = _BINDINGS[dialect]
+    time = bind.time
+    unique = _unique(records)
+    members: dict[MemberKey, tuple[ActivityRecord, datetime]] = {}
+    event_keys = []
+    event_rows = []
+    for rec in unique:
+        key = (rec.platform, rec.member_key)
+        seen = members.get(key)
+        if seen is None:
+            members[key] = (rec, rec.at)
+        else:
+            # The latest record carries the current name; the earliest time is first seen.
+            latest, first = seen
+            members[key] = (rec if rec.at >= latest.at else latest, min(first, rec.at))
+        community = (rec.platform, rec.community_key)
+        event_keys.append((community, rec.chat_key, rec.event_key[:128]))
+        event_rows.append(
+            (
+                int(rec.kind),
+                rec.content,
+                max(0, rec.length),
+                rec.is_reply,
+                time(rec.at),
+            )
+        )
+    bound_members = {key: (rec, time(first)) for key, (rec, first) in members.items()}
+    aggregator = _Aggregator(zones, local_time or _LocalTime())
+    aggregator.add(unique)
+    return PreparedBatch(
+        unique, event_keys, event_rows, bound_members, aggregator.finish(bind), zones
+    )
+
+
 async def write_batch(
     session: AsyncSession,
     records: Sequence[ActivityRecord],
@@ -594,56 +772,58 @@ async def write_batch(
     defaults: CommunityDefaults = CommunityDefaults(),
     cache: IdCache | None = None,
     hooks: Sequence[BatchHook] = (),
+    prepared: PreparedBatch | None = None,
 ) -> BatchResult:
     """Write one batch in the caller's transaction: raw events, rollups and memberships.
 
     Replays are harmless: only events whose key was new change any counter. The caller
     commits; `cache` is only updated by `ActivityWriter` after the commit succeeded.
+    `prepared` is `prepare_batch(records, …)`, made ahead of time; without it the batch is
+    prepared here.
     """
     if not records:
         return BatchResult()
     cache = cache if cache is not None else IdCache()
-    bind = _BINDINGS[session.bind.dialect.name]
-    learned: dict[Any, int] = {}
+    dialect = session.bind.dialect.name
+    bind = _BINDINGS[dialect]
+    learned: dict[Any, Any] = {}
     communities = await _community_ids(session, records, defaults)
+    zones = {key: tz for key, (_, tz) in communities.items()}
+    session.info.setdefault("activity_zones", {}).update(zones)
+    if prepared is None or any(prepared.zones.get(k) != tz for k, tz in zones.items()):
+        prepared = prepare_batch(records, dialect, zones)
     chats = await _chat_ids(session, records, communities, cache, learned)
-    members = await _member_ids(session, records, cache, learned, bind)
+    members = await _member_ids(session, prepared.members, cache, learned)
     session.info.setdefault("activity_learned", {}).update(learned)
 
-    # Resolve and de-duplicate inside the batch (PostgreSQL refuses to touch a row twice).
-    resolved: dict[tuple[int, str], tuple[ActivityRecord, int, int, str]] = {}
-    for rec in records:
-        community_id, tz = communities[(rec.platform, rec.community_key)]
-        key = (chats[(community_id, rec.chat_key)], rec.event_key[:128])
-        if key not in resolved:
-            member_id = members[(rec.platform, rec.member_key)]
-            resolved[key] = (rec, community_id, member_id, tz)
-    time = bind.time
+    ids = []
     rows = []
-    for key in sorted(resolved):
-        rec, community_id, member_id, _ = resolved[key]
+    for (community, chat_key, event_key), rec, row in zip(
+        prepared.event_keys, prepared.records, prepared.event_rows, strict=True
+    ):
+        community_id = communities[community][0]
+        chat_id = chats[(community_id, chat_key)]
+        ids.append((chat_id, event_key))
         rows.append(
-            (
-                community_id,
-                key[0],
-                member_id,
-                int(rec.kind),
-                rec.content,
-                max(0, rec.length),
-                rec.is_reply,
-                time(rec.at),
-                key[1],
-            )
+            (community_id, chat_id, members[(rec.platform, rec.member_key)], *row, event_key)
         )
-    new_keys = [(c, k) for c, k in await _upsert(session, INSERT_EVENTS, rows)]
-    new = [resolved[key] for key in new_keys]
+    # In (chat, event key) order, the unique index's: PostgreSQL writers lock rows in one order.
+    returned = await _upsert(session, INSERT_EVENTS, sorted(rows, key=_chat_and_event_key))
+    if len(returned) == len(rows):
+        rollups = prepared.rollups
+        new = prepared.records
+    else:
+        # Some events were written before (a replay): count only the new ones.
+        fresh = {(c, k) for c, k in returned}
+        new = [rec for i, rec in enumerate(prepared.records) if ids[i] in fresh]
+        rollups = _rollups_of(new, zones, bind)
 
-    await _write_rollups(session, new, bind)
+    await _write_rollups(session, rollups, communities, members, bind)
 
     if hooks and new:
         written = [
-            WrittenActivity(rec, community_id, tz)
-            for rec, community_id, _, tz in sorted(new, key=lambda n: n[0].at)
+            WrittenActivity(rec, *communities[(rec.platform, rec.community_key)])
+            for rec in sorted(new, key=lambda rec: rec.at)
         ]
         for hook in hooks:
             await hook(session, written)
@@ -652,103 +832,64 @@ async def write_batch(
 
 
 async def _write_rollups(
-    session: AsyncSession, new: Sequence[tuple[ActivityRecord, int, int, str]], bind: _Binding
+    session: AsyncSession,
+    rollups: _Rollups,
+    communities: dict[CommunityKey, tuple[int, str]],
+    members: dict[MemberKey, int],
+    bind: _Binding,
 ) -> None:
     """Add the new events to the day, hour and member-day counters and the memberships."""
-    member_days: dict[tuple[int, date, int], _MemberDelta] = {}
-    community_days: dict[tuple[int, date], _CommunityDelta] = {}
-    # (community, local day, local hour) -> [messages, reactions]
-    community_hours: dict[tuple[int, date, int], list[int]] = {}
-    memberships: dict[tuple[int, int], _MembershipDelta] = {}
-    local_time = _LocalTime()
-    message, reaction = ActivityKind.MESSAGE, ActivityKind.REACTION
-    for rec, community_id, member_id, tz in new:
-        at, kind = rec.at, rec.kind
-        day, hour = local_time.of(at, tz)
-        cday = community_days.get((community_id, day))
-        if cday is None:
-            cday = community_days[(community_id, day)] = _CommunityDelta()
-        ms = memberships.get((community_id, member_id))
-        if ms is None:
-            ms = memberships[(community_id, member_id)] = _MembershipDelta(at, at)
-        elif at < ms.first:
-            ms.first = at
-        elif at > ms.last:
-            ms.last = at
-        if kind is message or kind is reaction:
-            mday = member_days.get((community_id, day, member_id))
-            if mday is None:
-                mday = member_days[(community_id, day, member_id)] = _MemberDelta()
-            hourly = community_hours.get((community_id, day, hour))
-            if hourly is None:
-                hourly = community_hours[(community_id, day, hour)] = [0, 0]
-            if kind is message:
-                hourly[0] += 1
-                ms.post_days.add(day)
-                mday.messages += 1
-                mday.characters += max(0, rec.length)
-                cday.messages += 1
-                if rec.is_reply:
-                    mday.replies += 1
-                    cday.replies += 1
-            else:
-                hourly[1] += 1
-                mday.reactions += 1
-                cday.reactions += 1
-        elif kind is ActivityKind.JOIN:
-            cday.joins += 1
-            ms.joined = at if ms.joined is None else max(ms.joined, at)
-        elif kind is ActivityKind.LEAVE:
-            cday.leaves += 1
-            ms.left = at if ms.left is None else max(ms.left, at)
+    cid = {key: value[0] for key, value in communities.items()}
+    # The day as bound is also how RETURNING gives it back (text on SQLite, a date on PostgreSQL).
+    added: dict[tuple[int, Any, int], tuple[int, CommunityKey, date]] = {}
+    rows = []
+    for c, day, bound, mk, messages, reactions, replies, characters in rollups.member_days:
+        key = (cid[c], bound, members[(c[0], mk)])
+        added[key] = (messages, c, day)
+        rows.append((*key, messages, reactions, replies, characters))
+    rows.sort()
+    # Members who became active on a day: the row's total equals what this batch added.
+    active: dict[tuple[CommunityKey, date], int] = {}
+    for community_id, bound, member_id, total in await _upsert(session, UPSERT_MEMBER_DAYS, rows):
+        messages, c, day = added[(community_id, bound, member_id)]
+        if messages and total == messages:
+            active[(c, day)] = active.get((c, day), 0) + 1
 
     day_of = bind.day
-    # The day as bound is also how RETURNING gives it back (text on SQLite, a date on PostgreSQL).
-    added: dict[tuple[int, Any, int], tuple[int, date]] = {}
-    rows = []
-    for (cid, day, mid), d in sorted(member_days.items()):
-        bound = day_of(day)
-        added[(cid, bound, mid)] = (d.messages, day)
-        rows.append((cid, bound, mid, d.messages, d.reactions, d.replies, d.characters))
-    for cid, bound, mid, total in await _upsert(session, UPSERT_MEMBER_DAYS, rows):
-        messages, day = added[(cid, bound, mid)]
-        # The row's total equals what this batch added: the member became active today.
-        if messages and total == messages:
-            community_days[(cid, day)].active_members += 1
-
     rows = [
-        (cid, day_of(day), d.messages, d.active_members, d.joins, d.leaves, d.reactions, d.replies)
-        for (cid, day), d in sorted(community_days.items())
+        (
+            cid[c],
+            day_of(day),
+            d.messages,
+            active.get((c, day), 0),
+            d.joins,
+            d.leaves,
+            d.reactions,
+            d.replies,
+        )
+        for (c, day), d in rollups.community_days.items()
     ]
+    rows.sort()
     await _upsert(session, UPSERT_COMMUNITY_DAYS, rows)
 
-    rows = [
-        (cid, day_of(day), hour, m, r)
-        for (cid, day, hour), (m, r) in sorted(community_hours.items())
-    ]
+    rows = [(cid[c], *rest) for c, *rest in rollups.community_hours]
+    rows.sort()
     await _upsert(session, UPSERT_COMMUNITY_HOURS, rows)
 
-    time = bind.time
-    rows = []
-    for (cid, mid), m in sorted(memberships.items()):
-        day_number, mask = postdays.mask_of(m.post_days) or (None, 0)
-        first_post = min(m.post_days) if m.post_days else None
-        last_post = max(m.post_days) if m.post_days else None
-        rows.append(
-            (
-                cid,
-                mid,
-                time(m.first),
-                time(m.last),
-                None if m.joined is None else time(m.joined),
-                None if m.left is None else time(m.left),
-                None if first_post is None else day_of(first_post),
-                None if last_post is None else day_of(last_post),
-                mask,
-                day_number,
-            )
-        )
+    rows = [(cid[c], members[(c[0], mk)], *rest) for c, mk, *rest in rollups.memberships]
+    rows.sort(key=_two)
     await _upsert(session, UPSERT_MEMBERSHIPS, rows)
+
+
+def _chat_and_event_key(row: tuple[Any, ...]) -> tuple[Any, Any]:
+    """An INSERT_EVENTS row's (chat id, event key)."""
+    return row[1], row[-1]
+
+
+def _two(row: tuple[Any, ...]) -> tuple[Any, Any]:
+    """A membership row's (community id, member id): unique, and nothing after it compares
+    (None and text would, on SQLite)."""
+    return row[0], row[1]
 
 
 @dataclass
@@ -758,6 +899,12 @@ class WriterStats:
     batches: int = 0
     failed_attempts: int = 0
     dropped: int = 0
+
+
+# Communities whose time zone the writer remembers (past it, it starts over).
+_ZONE_HINTS = 100_000
+# (time zone, UTC hour) offsets the writer keeps between batches (past it, it starts over).
+_LOCAL_HOURS = 100_000
 
 
 class RetryableConflict(Exception):
@@ -801,12 +948,17 @@ class ActivityWriter:
         self._buffer: deque[ActivityRecord] = deque()
         self._queued = 0  # records ever queued: the last one's number
         self._done = 0  # records written (or dropped as refused), all of them in order
+        self._taken = 0  # records taken off the queue into a batch
         # (record number, future) per waiting flush, in number order.
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         self._stop_at: int | None = None
         self._wake = asyncio.Event()  # records, a flush or a stop for the writer
         self._room = asyncio.Event()  # the buffer has room again
         self._task: asyncio.Task[None] | None = None
+        # Each community's time zone as last read, to prepare batches with; a batch checks it.
+        self._zones: dict[CommunityKey, str] = {}
+        self._local_time = _LocalTime()
+        self._committing = asyncio.Event()  # the batch being written has reached its commit
 
     @property
     def pending(self) -> int:
@@ -866,11 +1018,16 @@ class ActivityWriter:
     def _running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    def _flush_waits(self) -> bool:
+        """A flush waits for a record still queued (not for the batch being written)."""
+        return bool(self._waiters) and self._waiters[-1][0] > self._taken
+
     def _take(self) -> list[ActivityRecord]:
         """Up to `batch_size` records off the front of the queue."""
         buffer = self._buffer
         count = min(len(buffer), self.batch_size)
         batch = [buffer.popleft() for _ in range(count)]
+        self._taken += count
         if count:
             self._room.set()
         return batch
@@ -889,7 +1046,7 @@ class ActivityWriter:
             batch = self._take()
             if not batch:
                 break
-            await self._write(batch)
+            await self._write(batch, None)
             self._written(len(batch))
         self._written(0)
 
@@ -903,7 +1060,9 @@ class ActivityWriter:
             self._wake.clear()
             await self._wake.wait()
         deadline = loop.time() + self.flush_interval
-        while len(self._buffer) < self.batch_size and not self._waiters and self._stop_at is None:
+        while len(self._buffer) < self.batch_size and not self._flush_waits():
+            if self._stop_at is not None:
+                break
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
@@ -916,19 +1075,79 @@ class ActivityWriter:
         return self._take()
 
     async def _run(self) -> None:
-        while self._stop_at is None or self._done < self._stop_at:
-            batch = await self._collect()
-            if batch:
-                await self._write(batch)
-            self._written(len(batch))
+        # Two batches in flight: while one commits (a single long call on the driver's side,
+        # which releases the GIL), the next is collected and prepared on the loop. Batches
+        # still write and commit one at a time, in order.
+        writing: asyncio.Task[None] | None = None
+        try:
+            while True:
+                batch = await self._collect()  # empty only once a stop is asked for
+                if writing is not None and batch:
+                    await self._until_committing(writing)
+                prepared = self._prepare(batch) if batch else None
+                if writing is not None:
+                    await writing
+                    writing = None
+                if not batch:
+                    self._written(0)
+                    return
+                self._committing.clear()
+                writing = asyncio.create_task(self._write_counted(batch, prepared))
+        finally:
+            if writing is not None and not writing.done():
+                # The task was cancelled mid-batch: the batch still lands.
+                await asyncio.shield(writing)
 
-    async def _write(self, batch: list[ActivityRecord]) -> None:
+    async def _until_committing(self, writing: asyncio.Task[None]) -> None:
+        """Wait until the batch being written has reached its commit (or ended).
+
+        Preparing sooner would not overlap anything: the batch's statements are short trips
+        to the driver between stretches of Python, which would wait for the preparing.
+        """
+        if writing.done() or self._committing.is_set():
+            return
+        committing = asyncio.ensure_future(self._committing.wait())
+        try:
+            await asyncio.wait({writing, committing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            committing.cancel()
+
+    def _prepare(self, batch: list[ActivityRecord]) -> PreparedBatch | None:
+        """The batch's rows, worked out ahead of its transaction (None: let it do that)."""
+        if len(self._local_time) > _LOCAL_HOURS:
+            self._local_time = _LocalTime()
+        hints, default = self._zones, self.defaults.timezone
+        # Only the batch's communities; one not read yet is new and starts in the default zone.
+        zones = {
+            key: hints.get(key, default)
+            for key in {(rec.platform, rec.community_key) for rec in batch}
+        }
+        try:
+            return prepare_batch(batch, self.db.dialect, zones, self._local_time)
+        except Exception:
+            # A record it cannot work with: the transaction meets it again and isolates it.
+            log.debug("preparing an activity batch failed", exc_info=True)
+            return None
+
+    async def _write_counted(
+        self, batch: list[ActivityRecord], prepared: PreparedBatch | None
+    ) -> None:
+        """Write a batch and count it inside the same task step.
+
+        Flushes waiting for it are released the moment it commits, not when the next batch is
+        ready; and whoever sees the task done sees the batch counted (a done-callback runs a
+        step later, and a writer deciding in between would wait for records already written).
+        """
+        await self._write(batch, prepared)
+        self._written(len(batch))
+
+    async def _write(self, batch: list[ActivityRecord], prepared: PreparedBatch | None) -> None:
         if not batch:
             return
         attempt = 0
         while True:
             try:
-                await self._commit(batch)
+                await self._commit(batch, prepared)
                 return
             except _TRANSIENT as exc:
                 # The database is unreachable: keep the batch; the full queue slows producers.
@@ -967,20 +1186,33 @@ class ActivityWriter:
             except Exception:
                 await self._write_isolating(half)
 
-    async def _commit(self, batch: list[ActivityRecord]) -> None:
+    async def _commit(
+        self, batch: list[ActivityRecord], prepared: PreparedBatch | None = None
+    ) -> None:
         try:
             async with self.db.sessions() as session:
                 async with session.begin():
                     if self.db.write_gate is not None:
                         await self.db.write_gate.take(await session.connection())
                     result = await write_batch(
-                        session, batch, defaults=self.defaults, cache=self.cache, hooks=self.hooks
+                        session,
+                        batch,
+                        defaults=self.defaults,
+                        cache=self.cache,
+                        hooks=self.hooks,
+                        prepared=prepared,
                     )
+                    # The commit (leaving this block) is the long trip: prepare the next batch.
+                    self._committing.set()
                 learned = session.info.pop("activity_learned", {})
+                zones = session.info.pop("activity_zones", {})
         except DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES:
                 raise RetryableConflict(str(exc.orig)) from exc
             raise
+        self._zones.update(zones)
+        if len(self._zones) > _ZONE_HINTS:
+            self._zones.clear()
         for key, value in learned.items():
             if key[0] == "chat":
                 self.cache.chats.put((key[1], key[2]), value)

@@ -313,12 +313,12 @@ class _GatedCommits:
         self.go = asyncio.Event()
         real = writer._commit
 
-        async def commit(batch: list[ActivityRecord]) -> None:
+        async def commit(batch: list[ActivityRecord], *prepared: Any) -> None:
             self.sizes.append(len(batch))
             self.started.set()
             await self.go.wait()
             self.go.clear()
-            await real(batch)
+            await real(batch, *prepared)
 
         monkeypatch.setattr(writer, "_commit", commit)
 
@@ -442,11 +442,11 @@ async def test_full_queue_blocks_producers_until_the_database_returns(
     first_failure = asyncio.Event()
     real_commit = writer._commit
 
-    async def flaky_commit(batch: list[ActivityRecord]) -> None:
+    async def flaky_commit(batch: list[ActivityRecord], *prepared: Any) -> None:
         if not database_up.is_set():
             first_failure.set()
             raise _unreachable()
-        await real_commit(batch)
+        await real_commit(batch, *prepared)
 
     monkeypatch.setattr(writer, "_commit", flaky_commit)
     await writer.start()
@@ -486,10 +486,10 @@ async def test_transient_failures_are_retried_without_loss(
     real_commit = writer._commit
     failures = iter(range(3))
 
-    async def flaky_commit(batch: list[ActivityRecord]) -> None:
+    async def flaky_commit(batch: list[ActivityRecord], *prepared: Any) -> None:
         if next(failures, None) is not None:
             raise _unreachable()
-        await real_commit(batch)
+        await real_commit(batch, *prepared)
 
     monkeypatch.setattr(writer, "_commit", flaky_commit)
     await writer.start()
@@ -833,6 +833,93 @@ async def test_new_communities_get_the_writer_default_time_zone(any_db: Database
     assert community is not None
     assert (community.timezone, community.locale) == ("Asia/Shanghai", "zh")
     assert set(await days_of(any_db)) == {date(2026, 11, 21)}
+
+
+async def test_a_time_zone_changed_between_batches_counts_the_next_batch_in_the_new_one(
+    any_db: Database,
+) -> None:
+    """The writer prepares a batch in the zone it last read; the batch checks it in its
+    transaction, so a manager's change applies from the next batch on."""
+    late = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)  # Nov 21 in Shanghai
+    async with running(any_db) as writer:
+        await writer.record(rec(at=late - timedelta(hours=12)))
+        await writer.flush()
+        async with any_db.session() as s:
+            community = await s.get(Community, await community_id(any_db))
+            assert community is not None
+            community.timezone = "Asia/Shanghai"
+        await writer.record(rec(at=late))
+        await writer.flush()
+    assert await days_of(any_db) == {
+        date(2026, 11, 20): DayCounts(date(2026, 11, 20), messages=1, active_members=1),
+        date(2026, 11, 21): DayCounts(date(2026, 11, 21), messages=1, active_members=1),
+    }
+
+
+async def test_batches_are_prepared_while_the_one_before_commits(
+    any_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batch k+1 is worked out during batch k's commit, and is written after it, in order."""
+    writer = ActivityWriter(any_db, flush_interval=60.0, batch_size=3)
+    gate = _GatedCommits(writer, monkeypatch)
+    prepared: list[int] = []
+    real_prepare = writer._prepare
+
+    def noting_prepare(batch: list[ActivityRecord]) -> Any:
+        prepared.append(len(batch))
+        return real_prepare(batch)
+
+    monkeypatch.setattr(writer, "_prepare", noting_prepare)
+    await writer.start()
+    try:
+        await writer.record_many(messages(5, member="alice"))
+        done = asyncio.create_task(writer.flush())
+        await gate.next_started()  # batch 1 (3 records) is in its transaction
+        await asyncio.sleep(0.01)
+        assert prepared == [3]  # batch 2 waits for batch 1 to reach its commit
+        gate.go.set()
+        await gate.next_started()  # batch 2 started once batch 1 committed
+        assert prepared == [3, 2]
+        assert await event_count(any_db) == 3
+        gate.go.set()
+        await asyncio.wait_for(done, 5)
+        assert gate.sizes == [3, 2]
+        assert await event_count(any_db) == 5
+    finally:
+        gate.go.set()
+        monkeypatch.undo()
+        await writer.stop()
+
+
+@pytest.mark.timeout(10)
+async def test_a_stop_that_meets_a_batch_finishing_in_the_same_step_ends(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch ends and the stop wakes the writer in one loop step: the writer counts the
+    batch as written before it decides whether anything is left, and does not spin."""
+    writer = ActivityWriter(db, flush_interval=60.0, batch_size=1)
+    release = asyncio.get_running_loop().create_future()
+    entered = asyncio.Event()
+    committed: list[int] = []
+
+    async def held_commit(batch: list[ActivityRecord], *prepared: Any) -> None:
+        entered.set()
+        await release
+        committed.append(len(batch))
+
+    monkeypatch.setattr(writer, "_commit", held_commit)
+    await writer.start()
+    await writer.record(rec())
+    await asyncio.wait_for(entered.wait(), 5)
+    await asyncio.sleep(0.01)  # the writer waits for more records
+    task = writer._task
+    assert task is not None
+    release.set_result(None)  # the commit resumes first in the next step ...
+    await writer.stop()  # ... and the writer, woken by the stop, right after it
+    # A spinning writer is only ended by the timeout's exception, raised inside its task.
+    assert task.exception() is None
+    assert committed == [1]
+    assert writer._done == 1
 
 
 # --- 7. active members -------------------------------------------------------------------------

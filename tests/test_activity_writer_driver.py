@@ -208,9 +208,9 @@ async def test_a_locked_sqlite_database_is_retried_not_dropped(
         failed = asyncio.Event()
         commit = writer._commit
 
-        async def noting_failures(batch: list[Any]) -> None:
+        async def noting_failures(batch: list[Any], *prepared: Any) -> None:
             try:
-                await commit(batch)
+                await commit(batch, *prepared)
             except Exception:
                 failed.set()
                 raise
