@@ -40,6 +40,7 @@ async def test_second_writer_waits_on_the_loop_and_goes_when_the_first_commits(
     gate = WriteGate.install(db.engine.sync_engine)
     first_wrote = asyncio.Event()
     let_first_commit = asyncio.Event()
+    b_read = asyncio.Event()
     order: list[str] = []
 
     async def first() -> None:
@@ -54,11 +55,16 @@ async def test_second_writer_waits_on_the_loop_and_goes_when_the_first_commits(
         async with db.session() as session:
             await session.execute(select(func.count()).select_from(Community))  # reads pass
             order.append("b read")
+            b_read.set()
             await session.execute(insert(Community).values(**community("b")))
             order.append("b wrote")
 
     tasks = [asyncio.create_task(first()), asyncio.create_task(second())]
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(b_read.wait(), 5)
+    for _ in range(500):  # b's insert reaches the gate a few driver round trips later
+        if gate._waiters:
+            break
+        await asyncio.sleep(0.01)
     assert order == ["b read"]  # b's write waits for the gate, not in SQLite's busy handler
     assert gate.held and len(gate._waiters) == 1
     let_first_commit.set()
