@@ -469,6 +469,28 @@ _BINDINGS = {
 }
 
 
+def _memoized(bind: _Binding) -> _Binding:
+    """`bind` remembering what it bound, for one batch: an event's time is bound again as its
+    member's first time and its membership's first and last, and days recur all the time."""
+    times: dict[datetime, Any] = {}
+    days: dict[date, Any] = {}
+    bind_time, bind_day = bind.time, bind.day
+
+    def time(at: datetime) -> Any:
+        bound = times.get(at)
+        if bound is None:
+            bound = times[at] = bind_time(at)
+        return bound
+
+    def day(value: date) -> Any:
+        bound = days.get(value)
+        if bound is None:
+            bound = days[value] = bind_day(value)
+        return bound
+
+    return _Binding(time, day)
+
+
 async def _member_ids(
     session: AsyncSession,
     latest: dict[MemberKey, tuple[ActivityRecord, Any]],
@@ -539,41 +561,48 @@ BatchHook = Callable[[AsyncSession, Sequence[WrittenActivity]], Awaitable[None]]
 
 
 class _LocalTime:
-    """UTC instant -> (local day, local hour) per time zone, one `astimezone` per UTC hour.
+    """UTC instant -> (local day, local hour) per time zone, one `astimezone` per quarter hour.
 
-    When a zone's offset is the same at both ends of a UTC hour (true except in the hour of a
-    change), `at + offset` is the local wall time for any instant in it.
+    Time zone offsets are whole quarter hours (since the 1970s, everywhere), so every instant of
+    a UTC quarter hour falls in the same local hour, unless the offset changes inside it; a
+    quarter where that is not so (a change, an odd historical offset) is worked out per instant.
+    The key is the instant's integer quarter: cheaper than any `datetime` arithmetic.
     """
 
-    __slots__ = ("_hours",)
+    __slots__ = ("_quarters",)
 
     def __init__(self) -> None:
-        self._hours: dict[tuple[str, datetime], timedelta | None] = {}
+        self._quarters: dict[tuple[str, int], tuple[date, int] | None] = {}
 
     def __len__(self) -> int:
-        return len(self._hours)
+        return len(self._quarters)
 
     def of(self, at: datetime, tz: str) -> tuple[date, int]:
-        if at.tzinfo is not UTC:
-            at = at.astimezone(UTC)
-        start = at.replace(minute=0, second=0, microsecond=0)
-        key = (tz, start)
-        offset = self._hours.get(key, _UNSEEN)
-        if offset is _UNSEEN:
-            offset = self._hours[key] = self._offset(start, zone(tz))
-        # None: the offset changes inside this hour.
-        local = at.astimezone(zone(tz)) if offset is None else at + offset
-        return local.date(), local.hour
+        # Exact: a timestamp's float is within half a microsecond of the instant, and the
+        # instant is at least a microsecond from the next whole second.
+        key = (tz, int(at.timestamp() // _QUARTER))
+        found = self._quarters.get(key, _UNSEEN)
+        if found is _UNSEEN:
+            found = self._quarters[key] = self._quarter(key[1], zone(tz))
+        if found is None:
+            local = at.astimezone(zone(tz))
+            return local.date(), local.hour
+        return found
 
     @staticmethod
-    def _offset(start: datetime, tz: ZoneInfo) -> timedelta | None:
-        first = start.astimezone(tz).utcoffset()
-        last = (start + _LAST_INSTANT).astimezone(tz).utcoffset()
-        return first if first == last else None
+    def _quarter(quarter: int, tz: ZoneInfo) -> tuple[date, int] | None:
+        """The local (day, hour) of every instant of a UTC quarter hour; None if they differ."""
+        start = datetime.fromtimestamp(quarter * _QUARTER, UTC)
+        first = start.astimezone(tz)
+        last = (start + _LAST_INSTANT).astimezone(tz)
+        if first.utcoffset() != last.utcoffset() or first.hour != last.hour:
+            return None
+        return first.date(), first.hour
 
 
 _UNSEEN: Any = object()
-_LAST_INSTANT = timedelta(minutes=59, seconds=59, microseconds=999_999)
+_QUARTER = 900  # seconds
+_LAST_INSTANT = timedelta(seconds=_QUARTER - 1, microseconds=999_999)
 
 
 # (platform, community key) and (platform, member key): how a batch names things before the
@@ -731,7 +760,7 @@ def prepare_batch(
 ) -> PreparedBatch:
     """Work out `records`' rows before their transaction, each community's local days in
     its time zone in `zones` (which the transaction checks)."""
-    bind = _BINDINGS[dialect]
+    bind = _memoized(_BINDINGS[dialect])
     time = bind.time
     unique = _unique(records)
     members: dict[MemberKey, tuple[ActivityRecord, datetime]] = {}

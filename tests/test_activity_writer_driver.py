@@ -151,6 +151,21 @@ def test_local_time_equals_astimezone_across_offset_changes(tz: str) -> None:
             assert local.of(at, tz) == (expected.date(), expected.hour), at
 
 
+@pytest.mark.parametrize("tz", ["Europe/Amsterdam", "Asia/Kolkata", "America/St_Johns"])
+def test_local_time_is_exact_at_quarter_edges_and_odd_historical_offsets(tz: str) -> None:
+    """A microsecond either side of every quarter hour, today and in 1910 (Amsterdam was
+    +0:19:32 then: local hours did not start on any UTC quarter)."""
+    local = _LocalTime()
+    zone = ZoneInfo(tz)
+    tick = timedelta(microseconds=1)
+    for start in (datetime(1910, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)):
+        for n in range(3 * 24 * 4):
+            edge = start + timedelta(minutes=15 * n)
+            for at in (edge - tick, edge, edge + tick):
+                expected = at.astimezone(zone)
+                assert local.of(at, tz) == (expected.date(), expected.hour), at
+
+
 def test_local_time_accepts_instants_in_any_zone() -> None:
     at = datetime(2026, 11, 1, 1, 30, tzinfo=ZoneInfo("America/New_York"), fold=1)
     assert _LocalTime().of(at, "UTC") == (date(2026, 11, 1), 6)
