@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -106,6 +107,14 @@ async def db(tmp_path, tmp_path_factory) -> AsyncIterator[Database]:
 async def pg_db() -> AsyncIterator[Database]:
     async for database in _postgres_db():
         yield database
+
+
+@pytest.fixture(autouse=True)
+def _heap_unfrozen() -> Iterator[None]:
+    """`commops run` in-process freezes the heap (`bot.heap`): give the next test a live one."""
+    yield
+    if gc.get_freeze_count():
+        gc.unfreeze()
 
 
 @pytest.fixture
