@@ -1083,6 +1083,8 @@ class ActivityWriter:
         """The next batch: a full one, what is queued when a flush or stop waits, or what
         arrived within `flush_interval` of the first record."""
         loop = asyncio.get_running_loop()
+        if self._stop_at is not None and self._taken >= self._stop_at:
+            return []  # all queued before the stop is taken; `stop()` writes what came after
         while not self._buffer:
             if self._stop_at is not None:
                 return []
@@ -1110,7 +1112,7 @@ class ActivityWriter:
         writing: asyncio.Task[None] | None = None
         try:
             while True:
-                batch = await self._collect()  # empty only once a stop is asked for
+                batch = await self._collect()  # empty only once a stop is due
                 if writing is not None and batch:
                     await self._until_committing(writing)
                 prepared = self._prepare(batch) if batch else None
