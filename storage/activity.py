@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import IntEnum
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -472,23 +472,7 @@ _BINDINGS = {
 def _memoized(bind: _Binding) -> _Binding:
     """`bind` remembering what it bound, for one batch: an event's time is bound again as its
     member's first time and its membership's first and last, and days recur all the time."""
-    times: dict[datetime, Any] = {}
-    days: dict[date, Any] = {}
-    bind_time, bind_day = bind.time, bind.day
-
-    def time(at: datetime) -> Any:
-        bound = times.get(at)
-        if bound is None:
-            bound = times[at] = bind_time(at)
-        return bound
-
-    def day(value: date) -> Any:
-        bound = days.get(value)
-        if bound is None:
-            bound = days[value] = bind_day(value)
-        return bound
-
-    return _Binding(time, day)
+    return _Binding(cache(bind.time), cache(bind.day))
 
 
 async def _member_ids(
@@ -655,7 +639,7 @@ def _unique(records: Iterable[ActivityRecord]) -> list[ActivityRecord]:
 
 
 class _Aggregator:
-    """Adds records to a batch's rollups (a slice at a time, so preparing can yield)."""
+    """A batch's rollups, keyed by platform keys: `add` the records, then `finish` binds them."""
 
     def __init__(self, zones: dict[CommunityKey, str], local_time: _LocalTime) -> None:
         self.zones = zones
@@ -746,8 +730,9 @@ def _rollups_of(
     records: Iterable[ActivityRecord],
     zones: dict[CommunityKey, str],
     bind: _Binding,
+    local_time: _LocalTime | None = None,
 ) -> _Rollups:
-    aggregator = _Aggregator(zones, _LocalTime())
+    aggregator = _Aggregator(zones, local_time or _LocalTime())
     aggregator.add(records)
     return aggregator.finish(bind)
 
@@ -787,11 +772,8 @@ def prepare_batch(
             )
         )
     bound_members = {key: (rec, time(first)) for key, (rec, first) in members.items()}
-    aggregator = _Aggregator(zones, local_time or _LocalTime())
-    aggregator.add(unique)
-    return PreparedBatch(
-        unique, event_keys, event_rows, bound_members, aggregator.finish(bind), zones
-    )
+    rollups = _rollups_of(unique, zones, bind, local_time)
+    return PreparedBatch(unique, event_keys, event_rows, bound_members, rollups, zones)
 
 
 async def write_batch(
@@ -825,14 +807,12 @@ async def write_batch(
     members = await _member_ids(session, prepared.members, cache, learned)
     session.info.setdefault("activity_learned", {}).update(learned)
 
-    ids = []
     rows = []
     for (community, chat_key, event_key), rec, row in zip(
         prepared.event_keys, prepared.records, prepared.event_rows, strict=True
     ):
         community_id = communities[community][0]
         chat_id = chats[(community_id, chat_key)]
-        ids.append((chat_id, event_key))
         rows.append(
             (community_id, chat_id, members[(rec.platform, rec.member_key)], *row, event_key)
         )
@@ -844,7 +824,11 @@ async def write_batch(
     else:
         # Some events were written before (a replay): count only the new ones.
         fresh = {(c, k) for c, k in returned}
-        new = [rec for i, rec in enumerate(prepared.records) if ids[i] in fresh]
+        new = [
+            rec
+            for rec, row in zip(prepared.records, rows, strict=True)
+            if _chat_and_event_key(row) in fresh
+        ]
         rollups = _rollups_of(new, zones, bind)
 
     await _write_rollups(session, rollups, communities, members, bind)
@@ -932,8 +916,9 @@ class WriterStats:
 
 # Communities whose time zone the writer remembers (past it, it starts over).
 _ZONE_HINTS = 100_000
-# (time zone, UTC hour) offsets the writer keeps between batches (past it, it starts over).
-_LOCAL_HOURS = 100_000
+# (time zone, UTC quarter hour) local hours the writer keeps between batches (past it, it
+# starts over).
+_LOCAL_QUARTERS = 100_000
 
 
 class RetryableConflict(Exception):
@@ -1145,7 +1130,7 @@ class ActivityWriter:
 
     def _prepare(self, batch: list[ActivityRecord]) -> PreparedBatch | None:
         """The batch's rows, worked out ahead of its transaction (None: let it do that)."""
-        if len(self._local_time) > _LOCAL_HOURS:
+        if len(self._local_time) > _LOCAL_QUARTERS:
             self._local_time = _LocalTime()
         hints, default = self._zones, self.defaults.timezone
         # Only the batch's communities; one not read yet is new and starts in the default zone.
