@@ -23,6 +23,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 log = logging.getLogger(__name__)
 
 JobFunction = Callable[..., Awaitable[None]]
+# A batched job: the keyword arguments of every timer queued for it, in the order they came
+# due; it must deal with each item's failure itself (one bad item never fails the others).
+BatchFunction = Callable[[list[dict[str, Any]]], Awaitable[None]]
 Reconciler = Callable[["SchedulerService"], Awaitable[None]]
 
 
@@ -30,11 +33,23 @@ class UnknownJob(KeyError):
     """A timer names a job function nobody registered."""
 
 
+class _Batch:
+    """The timers of one batched job waiting for its worker, and the worker, if running."""
+
+    __slots__ = ("function", "queue", "worker")
+
+    def __init__(self, function: BatchFunction) -> None:
+        self.function = function
+        self.queue: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self.worker: asyncio.Task[None] | None = None
+
+
 class SchedulerService:
     """Start, stop and keyed add/replace/remove of timers; jobs never crash the loop."""
 
     def __init__(self, *, misfire_grace_seconds: int = 300, max_concurrent_jobs: int = 8) -> None:
         self._functions: dict[str, JobFunction] = {}
+        self._batches: dict[str, _Batch] = {}
         self._reconcilers: list[Reconciler] = []
         self._running: set[asyncio.Task[object]] = set()
         # Jobs running at once. Below the database pool (5 + 10 overflow by default): a burst
@@ -60,6 +75,21 @@ class SchedulerService:
         if name in self._functions:
             raise ValueError(f"job {name!r} registered twice")
         self._functions[name] = function
+
+    def register_batch(self, name: str, function: BatchFunction) -> None:
+        """Make `name` schedulable as a batched job: a timer that comes due queues its
+        keyword arguments, and one worker per job hands everything queued to `function` at
+        once, holding one job slot. A batch is whatever came due while the previous one ran,
+        so batches grow exactly when a backlog starts (one transaction for all of them)."""
+        if name in self._functions:
+            raise ValueError(f"job {name!r} registered twice")
+        batch = _Batch(function)
+        self._batches[name] = batch
+
+        async def one(**kwargs: Any) -> None:
+            await self._queue(batch, kwargs)
+
+        self._functions[name] = one
 
     def on_start(self, reconciler: Reconciler) -> None:
         """Run `reconciler` at start-up to rebuild timers from the database."""
@@ -175,6 +205,9 @@ class SchedulerService:
         if task is not None:
             self._running.add(task)
         try:
+            if job in self._batches:
+                await function(**kwargs)  # queued: waits for its batch, holding no slot
+                return
             async with self._slots:
                 await function(**kwargs)
         except asyncio.CancelledError:
@@ -185,4 +218,41 @@ class SchedulerService:
         except Exception:
             log.exception("timer %s (job %s) failed", key, job)
         finally:
+            self._running.discard(task)  # type: ignore[arg-type]
+
+    async def _queue(self, batch: _Batch, kwargs: dict[str, Any]) -> None:
+        """Queue one timer's item for its job's worker (started if idle); wait until the
+        batch that took it is over."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        batch.queue.append((kwargs, done))
+        if batch.worker is None or batch.worker.done():
+            batch.worker = asyncio.create_task(self._work(batch))
+        await done
+
+    async def _work(self, batch: _Batch) -> None:
+        """Run batches while items are queued: each batch is everything queued so far."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        taken: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        try:
+            while batch.queue:
+                async with self._slots:
+                    taken, batch.queue = batch.queue, []
+                    try:
+                        await batch.function([kwargs for kwargs, _ in taken])
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("a batch of %d timers failed", len(taken))
+                for _, done in taken:
+                    if not done.done():
+                        done.set_result(None)
+                taken = []
+        finally:
+            # Stopped (or cancelled) mid-batch: nobody waits forever for a batch not run.
+            for _, done in [*taken, *batch.queue]:
+                if not done.done():
+                    done.cancel()
+            batch.queue = []
             self._running.discard(task)  # type: ignore[arg-type]

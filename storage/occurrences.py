@@ -162,6 +162,17 @@ async def finish(
     await session.execute(_FINISH, params)
 
 
+async def finish_done(session: AsyncSession, occurrence_ids: list[int], *, now: datetime) -> None:
+    """`finish` for several firings that went well, in one statement (executemany)."""
+    if occurrence_ids:
+        done = OccurrenceStatus.DONE.value
+        params = [
+            {"o_id": i, "o_status": done, "o_finished": now, "o_detail": None}
+            for i in occurrence_ids
+        ]
+        await session.execute(_FINISH, params)
+
+
 _FINISH = (
     update(OCCURRENCES)
     .where(OCCURRENCES.c.id == bindparam("o_id"))

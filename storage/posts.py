@@ -71,6 +71,21 @@ async def with_community(
     return (row[0], row[1]) if row is not None else None
 
 
+_WITH_COMMUNITIES = (
+    select(ScheduledPost, Community)
+    .join(Community, Community.id == ScheduledPost.community_id)
+    .where(ScheduledPost.id.in_(bindparam("p_posts", expanding=True)))
+)
+
+
+async def with_communities(
+    session: AsyncSession, post_ids: list[int]
+) -> dict[int, tuple[ScheduledPost, Community]]:
+    """Posts and their communities in one round trip, by post id (a batch of firings)."""
+    rows = await session.execute(_WITH_COMMUNITIES, {"p_posts": post_ids})
+    return {post.id: (post, community) for post, community in rows}
+
+
 async def live_count(session: AsyncSession, community_id: int) -> int:
     query = select(func.count()).where(
         ScheduledPost.community_id == community_id, ScheduledPost.status.in_(LIVE)
@@ -146,6 +161,12 @@ async def advance(
 async def set_outcome(session: AsyncSession, post_id: int, outcome: str) -> None:
     """Record how the latest run ended once its (retried) send finished."""
     await session.execute(_SET_OUTCOME, {"p_post": post_id, "p_out": outcome})
+
+
+async def set_outcomes(session: AsyncSession, post_ids: list[int], outcome: str) -> None:
+    """`set_outcome` for several posts in one statement (executemany)."""
+    if post_ids:
+        await session.execute(_SET_OUTCOME, [{"p_post": i, "p_out": outcome} for i in post_ids])
 
 
 # --- templates -----------------------------------------------------------------------------

@@ -101,3 +101,75 @@ async def test_stop_ends_jobs_still_running_before_their_database_closes(schedul
     await asyncio.wait_for(started.wait(), 10)  # I/O wait for the job to begin, not a timing test
     await scheduler.stop()
     assert finished.is_set() and not scheduler.running
+
+
+async def test_timers_due_together_reach_a_batched_job_as_one_batch(scheduler):
+    import asyncio
+
+    batches: list[list[int]] = []
+
+    async def fire_many(items: list[dict]) -> None:
+        batches.append([item["n"] for item in items])
+
+    scheduler.register_batch("many", fire_many)
+    # Five timers come due at once: each queues its item, one worker takes them all.
+    await asyncio.gather(*(scheduler.run_now("many", n=n) for n in range(5)))
+    assert batches == [[0, 1, 2, 3, 4]]
+    await scheduler.run_now("many", n=5)
+    assert batches[-1] == [5]
+    with pytest.raises(ValueError):
+        scheduler.register("many", fire_many)
+
+
+async def test_items_queued_while_a_batch_runs_make_the_next_batch(scheduler):
+    import asyncio
+
+    batches: list[list[int]] = []
+    first_taken, release = asyncio.Event(), asyncio.Event()
+
+    async def fire_many(items: list[dict]) -> None:
+        batches.append([item["n"] for item in items])
+        first_taken.set()
+        await release.wait()
+
+    scheduler.register_batch("many", fire_many)
+    first = asyncio.ensure_future(scheduler.run_now("many", n=0))
+    await first_taken.wait()
+    later = [asyncio.ensure_future(scheduler.run_now("many", n=n)) for n in (1, 2, 3)]
+    await asyncio.sleep(0)  # let them queue (no real time passes)
+    release.set()
+    await asyncio.gather(first, *later)
+    assert batches == [[0], [1, 2, 3]]
+
+
+async def test_a_failing_batch_is_logged_and_its_timers_end(scheduler, caplog):
+    import asyncio
+
+    async def broken(items: list[dict]) -> None:
+        raise RuntimeError("boom")
+
+    scheduler.register_batch("broken", broken)
+    await asyncio.gather(*(scheduler.run_now("broken", n=n) for n in range(3)))
+    assert "a batch of 3 timers failed" in caplog.text
+
+
+async def test_stop_ends_a_batch_mid_way_and_every_timer_waiting_for_it(scheduler):
+    import asyncio
+
+    started, finished = asyncio.Event(), asyncio.Event()
+
+    async def slow(items: list[dict]) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            finished.set()
+
+    scheduler.register_batch("slow", slow)
+    waiting = [asyncio.ensure_future(scheduler.run_now("slow", n=n)) for n in range(3)]
+    await asyncio.wait_for(started.wait(), 10)  # I/O wait for the batch to begin
+    queued_after = asyncio.ensure_future(scheduler.run_now("slow", n=9))
+    await asyncio.sleep(0)
+    await scheduler.stop()
+    assert finished.is_set()
+    await asyncio.wait_for(asyncio.gather(*waiting, queued_after), 10)  # none left hanging

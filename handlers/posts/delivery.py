@@ -19,9 +19,10 @@ schedule goes on regardless.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -123,11 +124,32 @@ async def _yesterday(session: AsyncSession, community_id: int, today: date) -> t
 
 
 async def post_values(
-    services: Services, session: AsyncSession, community: Community, chat: ChatRef, at: datetime
+    services: Services,
+    session: AsyncSession,
+    community: Community,
+    chat: ChatRef,
+    at: datetime,
+    *,
+    memo: dict[tuple[Any, ...], Any] | None = None,
 ) -> dict[str, Any]:
-    """The variables a post text may use, as of `at` in the community's time zone."""
+    """The variables a post text may use, as of `at` in the community's time zone. `memo`
+    (a batch of firings in one transaction) keeps each community's and chat's figures
+    for the batch's other posts."""
     local = at.astimezone(zone(community.timezone))
-    messages, active = await _yesterday(session, community.id, local.date())
+    day_key = ("day", community.id, local.date())
+    count_key = ("count", community.id, chat.platform, chat.chat_id)
+    if memo is not None and day_key in memo:
+        messages, active = memo[day_key]
+    else:
+        messages, active = await _yesterday(session, community.id, local.date())
+        if memo is not None:
+            memo[day_key] = (messages, active)
+    if memo is not None and count_key in memo:
+        member_count = memo[count_key]
+    else:
+        member_count = await _member_count(services, session, community, chat)
+        if memo is not None:
+            memo[count_key] = member_count
     weekdays = services.renderer.catalog(community.locale).get("weekdays", [])
     return {
         "community": community.title or chat.community_name or "",
@@ -135,7 +157,7 @@ async def post_values(
         "date": local.date().isoformat(),
         "time": local.strftime("%H:%M"),
         "weekday": weekdays[local.weekday()] if len(weekdays) == 7 else local.strftime("%A"),
-        "member_count": await _member_count(services, session, community, chat),
+        "member_count": member_count,
         "messages_yesterday": messages,
         "active_yesterday": active,
     }
@@ -159,12 +181,13 @@ async def compose(
     *,
     at: datetime,
     limit: int,
+    memo: dict[tuple[Any, ...], Any] | None = None,
 ) -> str:
     """The post as it would go out at `at`: rendered, then checked against the word list."""
     chat = chat_of(post, community)
     text = TEXTS.render(
         await body_of(session, post),
-        await post_values(services, session, community, chat, at),
+        await post_values(services, session, community, chat, at, memo=memo),
         limit=limit,
     )
     if not post.compliance_override:
@@ -212,6 +235,83 @@ def plan(
     return FiringPlan(send, tuple(missed), next_run)
 
 
+@dataclass(slots=True)
+class _Firing:
+    """One timer's firing worked out inside its (batch's) transaction."""
+
+    post_id: int
+    due_at: datetime
+    decided: FiringPlan
+    release: Callable[[datetime], datetime]
+    ready: Ready | None = None
+    sending: int | None = None
+    newly_missed: list[tuple[datetime, str]] = field(default_factory=list)
+
+
+async def _work_out(
+    services: Services,
+    session: AsyncSession,
+    post: ScheduledPost,
+    community: Community,
+    due_at: datetime,
+    now: datetime,
+    memo: dict[tuple[Any, ...], Any] | None = None,
+) -> _Firing | None:
+    """What firing the run due at `due_at` does (reads only); None when there is nothing
+    to do now: a stale timer, or quiet hours that began since (the timer is set again)."""
+    if post.status != store.PostStatus.ACTIVE or post.next_run_at != due_at:
+        return None  # paused, deleted, edited or already handled: a stale timer
+    policy = PostPolicy.of(community.settings)
+    tz = zone(community.timezone)
+
+    def release(run: datetime) -> datetime:
+        return run if policy.quiet is None else policy.quiet.release(run, tz)
+
+    if release(due_at) > now + timedelta(seconds=1):
+        # Quiet hours changed since the timer was set: wait for their end.
+        _set_timer(services.scheduler, post.id, due_at, release(due_at))
+        return None
+    schedule = schedule_of(post, community, now)
+    owed = [due_at, *schedule.runs_between(due_at, now, tz)]
+    decided = plan(
+        owed,
+        now=now,
+        misfire=Misfire(post.misfire),
+        grace=policy.grace,
+        release=release,
+        next_run=schedule.next_after(max(owed[-1], now), tz),
+    )
+    ready = None
+    if decided.send is not None:
+        # Composed before the claim (reads only), so the run needs no second transaction
+        # to load the post again; a compose failure is still claimed, then recorded.
+        ready = await _prepare(services, session, post, community, at=now, memo=memo)
+    return _Firing(post.id, due_at, decided, release, ready)
+
+
+async def _after(services: Services, firing: _Firing, sent: list[tuple[int, int]] | None) -> None:
+    """After the firing's transaction: the next timer, the report of missed runs, the send."""
+    decided = firing.decided
+    if decided.next_run is not None:
+        _set_timer(
+            services.scheduler, firing.post_id, decided.next_run, firing.release(decided.next_run)
+        )
+    reported = [(run, why) for run, why in firing.newly_missed if why != "combined"]
+    if reported:
+        await report(
+            services,
+            firing.post_id,
+            "missed",
+            runs=[run for run, _ in reported],
+            why=reported[-1][1],
+            merged=firing.sending is not None and reported[-1][1] == "merged",
+        )
+    if firing.sending is not None:
+        await deliver(
+            services, firing.post_id, firing.sending, attempt=0, ready=firing.ready, sent=sent
+        )
+
+
 async def fire(services: Services, post_id: int, due: str) -> None:
     """Timer and sweep entry point: post the run due at `due` (ISO) unless it was handled."""
     due_at = datetime.fromisoformat(due).astimezone(UTC)
@@ -223,72 +323,162 @@ async def fire(services: Services, post_id: int, due: str) -> None:
         found = await store.with_community(session, post_id)
         if found is None:
             return  # deleted
-        post, community = found
-        if post.status != store.PostStatus.ACTIVE or post.next_run_at != due_at:
-            return  # paused, deleted, edited or already handled: a stale timer
-        policy = PostPolicy.of(community.settings)
-        tz = zone(community.timezone)
-
-        def release(run: datetime) -> datetime:
-            return run if policy.quiet is None else policy.quiet.release(run, tz)
-
-        if release(due_at) > now + timedelta(seconds=1):
-            # Quiet hours changed since the timer was set: wait for their end.
-            _set_timer(services.scheduler, post_id, due_at, release(due_at))
+        firing = await _work_out(services, session, *found, due_at, now)
+        if firing is None:
             return
-        schedule = schedule_of(post, community, now)
-        owed = [due_at, *schedule.runs_between(due_at, now, tz)]
-        decided = plan(
-            owed,
-            now=now,
-            misfire=Misfire(post.misfire),
-            grace=policy.grace,
-            release=release,
-            next_run=schedule.next_after(max(owed[-1], now), tz),
-        )
-        sending: int | None = None
-        ready: Ready | None = None
+        decided = firing.decided
         if decided.send is not None:
-            # Composed before the claim (reads only), so the run needs no second transaction
-            # to load the post again; a compose failure is still claimed, then recorded.
-            ready = await _prepare(services, session, post, community, at=now)
             claimed = await occurrences.claim(
                 session, what(post_id), decided.send, now=now, instance=instance, grace=_FOREVER
             )
             if claimed.outcome is ClaimOutcome.CLAIMED:
-                sending = claimed.occurrence_id
-        newly_missed: list[tuple[datetime, str]] = []
+                firing.sending = claimed.occurrence_id
         for run, why in decided.missed:
             if await occurrences.record_missed(
                 session, what(post_id), run, now=now, instance=instance, detail=why
             ):
-                newly_missed.append((run, why))
+                firing.newly_missed.append((run, why))
         moved = await store.advance(
             session,
             post_id,
             due=due_at,
             next_run=decided.next_run,
-            ran_at=now if sending is not None else None,
-            outcome="sending" if sending is not None else "missed",
-            ran=sending is not None,
+            ran_at=now if firing.sending is not None else None,
+            outcome="sending" if firing.sending is not None else "missed",
+            ran=firing.sending is not None,
         )
         if not moved:
             await session.rollback()
             return  # another instance (or the sweep) took this firing
-    if decided.next_run is not None:
-        _set_timer(services.scheduler, post_id, decided.next_run, release(decided.next_run))
-    reported = [(run, why) for run, why in newly_missed if why != "combined"]
-    if reported:
-        await report(
-            services,
-            post_id,
-            "missed",
-            runs=[run for run, _ in reported],
-            why=reported[-1][1],
-            merged=sending is not None and reported[-1][1] == "merged",
-        )
-    if sending is not None:
-        await deliver(services, post_id, sending, attempt=0, ready=ready)
+    await _after(services, firing, None)
+
+
+class _TakenRun(Exception):
+    """A batch's run was claimed elsewhere while its post moved on here (`/post now` at the
+    very instant): the batch is undone and its firings run one by one."""
+
+
+# Sends of one batch under way at once (as many as jobs ran at once before batching).
+BATCH_SENDS = 8
+
+
+async def fire_many(services: Services, items: list[dict[str, Any]]) -> None:
+    """Batched timer job: fire every queued run together. One transaction loads the posts
+    and communities, composes each run (each community's figures read once), moves each
+    post on and claims its run; the sends go out, then one transaction records them all.
+    Failures stay each run's own: a run that cannot be worked out, or a batch whose
+    transaction fails, is fired alone (`fire`), as its own timer would have been."""
+    now = services.clock.now()
+    instance = instance_name()
+    wanted: dict[int, datetime] = {}
+    extra: list[tuple[int, str]] = []  # the same post twice: the later one on its own
+    alone: list[tuple[int, str]] = []
+    for item in items:
+        post_id, due = int(item["post_id"]), str(item["due"])
+        if post_id in wanted:
+            extra.append((post_id, due))
+        else:
+            wanted[post_id] = datetime.fromisoformat(due).astimezone(UTC)
+    firings: list[_Firing] = []
+    try:
+        async with services.db.session() as session:
+            found = await store.with_communities(session, list(wanted))
+            memo: dict[tuple[Any, ...], Any] = {}
+            for post_id, due_at in wanted.items():
+                if post_id not in found:
+                    continue  # deleted
+                try:
+                    firing = await _work_out(services, session, *found[post_id], due_at, now, memo)
+                except Exception:
+                    alone.append((post_id, due_at.isoformat()))  # fails (and is logged) alone
+                    continue
+                if firing is not None:
+                    firings.append(firing)
+            # Writes in post order: instances batching the same posts lock rows alike.
+            firings.sort(key=lambda f: f.post_id)
+            moved: list[_Firing] = []
+            for firing in firings:
+                decided = firing.decided
+                # The conditional move first: a post another instance (or the sweep) moved
+                # already is left alone, with nothing written for it.
+                if not await store.advance(
+                    session,
+                    firing.post_id,
+                    due=firing.due_at,
+                    next_run=decided.next_run,
+                    ran_at=now if decided.send is not None else None,
+                    outcome="sending" if decided.send is not None else "missed",
+                    ran=decided.send is not None,
+                ):
+                    continue
+                moved.append(firing)
+                if decided.send is not None:
+                    claimed = await occurrences.claim(
+                        session,
+                        what(firing.post_id),
+                        decided.send,
+                        now=now,
+                        instance=instance,
+                        grace=_FOREVER,
+                    )
+                    if claimed.outcome is not ClaimOutcome.CLAIMED:
+                        raise _TakenRun(firing.post_id)
+                    firing.sending = claimed.occurrence_id
+                for run, why in decided.missed:
+                    if await occurrences.record_missed(
+                        session, what(firing.post_id), run, now=now, instance=instance, detail=why
+                    ):
+                        firing.newly_missed.append((run, why))
+            firings = moved
+    except Exception:
+        log.warning("a batch of %d post firings is fired one by one", len(wanted), exc_info=True)
+        await _fire_alone(services, [(i, d.isoformat()) for i, d in wanted.items()] + extra)
+        return
+    sent: list[tuple[int, int]] = []
+    try:
+        slots = asyncio.Semaphore(BATCH_SENDS)
+
+        async def finish_firing(firing: _Firing) -> None:
+            async with slots:
+                try:
+                    await _after(services, firing, sent)
+                except Exception:
+                    log.exception("post %s: firing failed", firing.post_id)
+
+        await asyncio.gather(*(finish_firing(f) for f in firings))
+    finally:
+        # Also when stopped mid-batch: what went out is recorded as sent.
+        await _record_sent(services, sent)
+    await _fire_alone(services, alone + extra)
+
+
+async def _fire_alone(services: Services, runs: list[tuple[int, str]]) -> None:
+    for post_id, due in runs:
+        try:
+            await fire(services, post_id, due)
+        except Exception:
+            log.exception("post %s could not be fired", post_id)
+
+
+async def _record_sent(services: Services, sent: list[tuple[int, int]]) -> None:
+    """Record a batch's sends in one transaction (each alone if that fails)."""
+    if not sent:
+        return
+    now = services.clock.now()
+    try:
+        async with services.db.writing() as session:
+            await occurrences.finish_done(session, [o for o, _ in sent], now=now)
+            await store.set_outcomes(session, [p for _, p in sent], "sent")
+        return
+    except Exception:
+        log.warning("recording %d sends together failed", len(sent), exc_info=True)
+    for occurrence_id, post_id in sent:
+        try:
+            async with services.db.writing() as session:
+                await occurrences.finish(session, occurrence_id, now=now)
+                await store.set_outcome(session, post_id, "sent")
+        except Exception:
+            log.exception("post %s: could not record its send", post_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +498,7 @@ async def _prepare(
     community: Community,
     *,
     at: datetime,
+    memo: dict[tuple[Any, ...], Any] | None = None,
 ) -> Ready | None:
     """Compose the run now when its platform is connected; None leaves it to `deliver`."""
     gateway = services.gateways.get(chat_of(post, community).platform)
@@ -315,7 +506,13 @@ async def _prepare(
         return None  # start-up or a reconnect: `deliver` waits for the platform, then composes
     try:
         text: str | PostTextError | ComplianceRefused = await compose(
-            services, session, post, community, at=at, limit=gateway.capabilities.max_text_length
+            services,
+            session,
+            post,
+            community,
+            at=at,
+            limit=gateway.capabilities.max_text_length,
+            memo=memo,
         )
     except (PostTextError, ComplianceRefused) as exc:
         text = exc
@@ -329,8 +526,11 @@ async def deliver(
     *,
     attempt: int,
     ready: Ready | None = None,
+    sent: list[tuple[int, int]] | None = None,
 ) -> bool:
-    """Send one claimed run; on a platform failure retry later, then give up and report."""
+    """Send one claimed run; on a platform failure retry later, then give up and report.
+    With `sent` (a batch), a run that went out is noted there as (occurrence, post) for
+    the batch to record with the others, instead of in a transaction of its own."""
     if ready is not None:
         post, community = ready.post, ready.community
     else:
@@ -370,6 +570,9 @@ async def deliver(
     except (GatewayError, TimeoutError, OSError) as exc:
         problem = exc
     else:
+        if sent is not None:
+            sent.append((occurrence_id, post_id))
+            return True
         async with services.db.writing() as session:
             await occurrences.finish(session, occurrence_id, now=services.clock.now())
             await store.set_outcome(session, post_id, "sent")
@@ -593,7 +796,7 @@ async def _rebuild_timers(services: Services, scheduler: SchedulerService) -> No
 
 def install(services: Services, scheduler: SchedulerService) -> None:
     """Register the post jobs and the start-up reconciler on the scheduler."""
-    scheduler.register(FIRE_JOB, partial(fire, services))
+    scheduler.register_batch(FIRE_JOB, partial(fire_many, services))
     scheduler.register(RETRY_JOB, partial(retry, services))
     scheduler.register(SWEEP_JOB, partial(sweep, services))
     scheduler.on_start(partial(_rebuild_timers, services))

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from handlers.core.render import finalize_value
 
 MAX_BODY = 3500
+COMPILED_KEPT = 512  # compiled post bodies kept (all dropped when full)
 # What a post may say; `commands.toml` and the `/post` help list them too.
 VARIABLES = (
     "community",
@@ -101,6 +102,8 @@ class PostTextRenderer:
     """Checks and renders post bodies."""
 
     env: _PostSandbox
+    # Compiled bodies by source, checked already: a recurring post compiles once.
+    compiled: dict[str, Template] = field(default_factory=dict)
 
     @classmethod
     def create(cls) -> PostTextRenderer:
@@ -113,6 +116,10 @@ class PostTextRenderer:
 
     def check(self, source: str) -> None:
         """Refuse a body that is too long, doesn't parse, or uses anything but the variables."""
+        self._checked(source)
+
+    def _checked(self, source: str) -> nodes.Template:
+        """`check`, giving back the parsed tree (rendering compiles it: parsed once)."""
         if not source.strip():
             raise PostTextError("empty_text")
         if len(source) > MAX_BODY:
@@ -134,12 +141,18 @@ class PostTextRenderer:
                 and len(node.value) > MAX_BODY
             ):
                 raise PostTextError("text_too_long", limit=MAX_BODY)
+        return tree
 
     def render(self, source: str, values: Mapping[str, Any], *, limit: int) -> str:
         """The body with `values` filled in; raises PostTextError, never anything else."""
-        self.check(source)
+        template = self.compiled.get(source)
         try:
-            text = self.env.from_string(source).render(**dict(values)).strip()
+            if template is None:
+                template = self.env.from_string(self._checked(source))
+                if len(self.compiled) >= COMPILED_KEPT:
+                    self.compiled.clear()
+                self.compiled[source] = template
+            text = template.render(**dict(values)).strip()
         except SecurityError:
             raise PostTextError("not_allowed", what="unsafe operation") from None
         except UndefinedError as exc:
