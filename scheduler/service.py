@@ -36,10 +36,11 @@ class UnknownJob(KeyError):
 class _Batch:
     """The timers of one batched job waiting for its worker, and the worker, if running."""
 
-    __slots__ = ("function", "queue", "worker")
+    __slots__ = ("function", "most", "queue", "worker")
 
-    def __init__(self, function: BatchFunction) -> None:
+    def __init__(self, function: BatchFunction, most: int) -> None:
         self.function = function
+        self.most = most
         self.queue: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self.worker: asyncio.Task[None] | None = None
 
@@ -76,14 +77,15 @@ class SchedulerService:
             raise ValueError(f"job {name!r} registered twice")
         self._functions[name] = function
 
-    def register_batch(self, name: str, function: BatchFunction) -> None:
+    def register_batch(self, name: str, function: BatchFunction, *, most: int = 200) -> None:
         """Make `name` schedulable as a batched job: a timer that comes due queues its
         keyword arguments, and one worker per job hands everything queued to `function` at
         once, holding one job slot. A batch is whatever came due while the previous one ran,
-        so batches grow exactly when a backlog starts (one transaction for all of them)."""
+        so batches grow exactly when a backlog starts (one transaction for all of them), up
+        to `most` items (a batch's transaction may hold SQLite's write gate throughout)."""
         if name in self._functions:
             raise ValueError(f"job {name!r} registered twice")
-        batch = _Batch(function)
+        batch = _Batch(function, most)
         self._batches[name] = batch
 
         async def one(**kwargs: Any) -> None:
@@ -238,7 +240,7 @@ class SchedulerService:
         try:
             while batch.queue:
                 async with self._slots:
-                    taken, batch.queue = batch.queue, []
+                    taken, batch.queue = batch.queue[: batch.most], batch.queue[batch.most :]
                     try:
                         await batch.function([kwargs for kwargs, _ in taken])
                     except asyncio.CancelledError:

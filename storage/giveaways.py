@@ -281,6 +281,13 @@ async def record_result(session: AsyncSession, giveaway_id: int, message_id: str
     await session.execute(_RECORD_RESULT, {"p_id": giveaway_id, "p_msg": message_id})
 
 
+async def record_results(session: AsyncSession, posted: list[tuple[int, str]]) -> None:
+    """`record_result` for several giveaways in one statement (executemany)."""
+    if posted:
+        params = [{"p_id": giveaway_id, "p_msg": message_id} for giveaway_id, message_id in posted]
+        await session.execute(_RECORD_RESULT, params)
+
+
 async def needing_attention(session: AsyncSession, *, now: datetime) -> list[int]:
     """Giveaways past their end that are still open, or drawn without a posted result."""
     rows = await session.execute(

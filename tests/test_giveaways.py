@@ -445,3 +445,78 @@ async def test_timers_are_rebuilt_from_the_database_at_start(dispatcher, managed
         assert [k for k in timers if k.endswith(":count")] == [f"giveaway:{giveaway.id}:count"]
     finally:
         scheduler.shutdown()
+
+
+# --- batches: draws due together are made in one transaction ------------------------------
+
+
+async def _batch_scheduler(services):
+    from scheduler.service import SchedulerService
+
+    scheduler = SchedulerService()
+    lifecycle.install(services, scheduler)
+    return scheduler
+
+
+def _batch_commits(services) -> list[int]:
+    import asyncio
+
+    from sqlalchemy import event
+
+    commits = [0]
+
+    def on_commit(_connection) -> None:
+        task = asyncio.current_task()  # the greenlet runs inside the committing task
+        if task is not None and task.get_coro().__qualname__ == "SchedulerService._work":
+            commits[0] += 1  # the batch's own (not the activity writer's)
+
+    event.listen(services.db.engine.sync_engine, "commit", on_commit)
+    return commits
+
+
+async def test_draws_due_together_are_made_in_one_transaction_and_posted_once(
+    dispatcher, managed, services, clock
+):
+    import asyncio
+
+    giveaways = [await start(dispatcher, managed, f"2h 1 prize {n}") for n in range(4)]
+    for giveaway in giveaways:
+        await enter(dispatcher, managed, MEMBERS[0], giveaway)
+    clock.advance(hours=2)
+    scheduler = await _batch_scheduler(services)
+    commits = _batch_commits(services)
+    settle = lifecycle.SETTLE_JOB
+    await asyncio.gather(*(scheduler.run_now(settle, giveaway_id=g.id) for g in giveaways))
+    assert commits[0] == 2  # the draws and renders; the result message ids
+    await asyncio.gather(*(scheduler.run_now(settle, giveaway_id=g.id) for g in giveaways))
+    results = [s for s in managed.sent if "Seed:" in s.text]
+    assert sorted(s.reply_to for s in results) == sorted(g.message_id for g in giveaways)
+    done = await rows(services.db, Giveaway)
+    assert all(g.status == "drawn" and g.result_message_id for g in done)
+
+
+async def test_one_draw_failing_in_a_batch_leaves_the_others_drawn(
+    dispatcher, managed, services, clock, monkeypatch, caplog
+):
+    import asyncio
+
+    giveaways = [await start(dispatcher, managed, f"2h 1 prize {n}") for n in range(3)]
+    for giveaway in giveaways:
+        await enter(dispatcher, managed, MEMBERS[0], giveaway)
+    clock.advance(hours=2)
+    real = lifecycle._result
+    bad = giveaways[1].id
+
+    async def breaks_one(services, session, giveaway, *args, **kwargs):
+        if giveaway.id == bad:
+            raise RuntimeError("template broke")
+        return await real(services, session, giveaway, *args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "_result", breaks_one)
+    scheduler = await _batch_scheduler(services)
+    settle = lifecycle.SETTLE_JOB
+    await asyncio.gather(*(scheduler.run_now(settle, giveaway_id=g.id) for g in giveaways))
+    status = {g.id: (g.status, g.result_message_id) for g in await rows(services.db, Giveaway)}
+    assert status[bad] == ("open", None)  # rolled back: the sweep tries again
+    assert all(s == "drawn" and m for i, (s, m) in status.items() if i != bad)
+    assert f"giveaway {bad} could not be settled" in caplog.text

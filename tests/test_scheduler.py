@@ -173,3 +173,16 @@ async def test_stop_ends_a_batch_mid_way_and_every_timer_waiting_for_it(schedule
     await scheduler.stop()
     assert finished.is_set()
     await asyncio.wait_for(asyncio.gather(*waiting, queued_after), 10)  # none left hanging
+
+
+async def test_a_batch_takes_at_most_its_limit_and_the_rest_come_next(scheduler):
+    import asyncio
+
+    batches: list[list[int]] = []
+
+    async def fire_many(items: list[dict]) -> None:
+        batches.append([item["n"] for item in items])
+
+    scheduler.register_batch("many", fire_many, most=2)
+    await asyncio.gather(*(scheduler.run_now("many", n=n) for n in range(5)))
+    assert batches == [[0, 1], [2, 3], [4]]

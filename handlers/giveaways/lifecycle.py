@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -206,6 +207,103 @@ async def settle(services: Services, giveaway_id: int) -> None:
         await _post_result(services, ready)
 
 
+SETTLE_JOB = "giveaway.settle"
+# Results of one batch posted at once (as many as jobs ran at once before batching).
+BATCH_SENDS = 8
+
+
+async def settle_many(services: Services, items: list[dict[str, Any]]) -> None:
+    """Batched timer job: settle every queued giveaway together. One transaction draws each
+    (claim with the result lease, entrants, winners) and renders each result; the results
+    go out, then one transaction records their message ids. A batch whose transaction
+    fails is settled one by one (`settle`), as its timers would have been; a giveaway
+    drawn before (nothing to draw here) is announced alone, as `settle` does."""
+    ids = list(dict.fromkeys(int(item["giveaway_id"]) for item in items))
+    now = services.clock.now()
+    ready: list[Result] = []
+    drawn_before: list[int] = []
+    try:
+        async with services.db.writing() as session:
+            for giveaway_id in sorted(ids):  # instances drawing the same ones lock rows alike
+                drawn = await _draw(session, giveaway_id, now=now, lease=RESULT_LEASE)
+                if drawn is None:
+                    drawn_before.append(giveaway_id)
+                    continue
+                bonus = sum(r.weight - 1 for r in drawn.entrants)
+                ready.append(
+                    await _result(
+                        services, session, drawn.giveaway, drawn.community, drawn.winners, bonus
+                    )
+                )
+    except Exception:
+        log.warning("a batch of %d giveaway draws is settled one by one", len(ids), exc_info=True)
+        for giveaway_id in ids:
+            try:
+                await settle(services, giveaway_id)
+            except Exception:
+                log.exception("giveaway %s could not be settled", giveaway_id)
+        return
+    await _post_results(services, ready)
+    for giveaway_id in drawn_before:
+        try:
+            await announce(services, giveaway_id)  # drawn before: post the result if owed
+        except Exception:
+            log.exception("giveaway %s could not be announced", giveaway_id)
+
+
+async def _post_results(services: Services, readies: list[Result]) -> None:
+    """`_post_result` for a batch: the sends, one transaction recording them (also when
+    stopped mid-batch), then the announcements' edits and the winners' notes."""
+    sent: list[tuple[Result, ChatGateway, ChatRef, str]] = []
+    slots = asyncio.Semaphore(BATCH_SENDS)
+
+    async def send(ready: Result) -> None:
+        chat = chat_of(ready.giveaway, ready.community)
+        async with slots:
+            try:
+                gateway = await services.gateways.wait(chat.platform)
+                message = await gateway.send(chat, ready.result, reply_to=ready.giveaway.message_id)
+            except (GatewayError, GatewayUnavailable, TimeoutError, OSError):
+                # The lease runs out and the sweep tries again.
+                log.warning(
+                    "giveaway %s: result could not be posted yet", ready.giveaway.id, exc_info=True
+                )
+                return
+            except Exception:
+                log.exception("giveaway %s: result could not be posted", ready.giveaway.id)
+                return
+        sent.append((ready, gateway, chat, message.message_id))
+
+    try:
+        await asyncio.gather(*(send(ready) for ready in readies))
+    finally:
+        await _record_results(services, [(r.giveaway.id, m) for r, _, _, m in sent])
+    for ready, gateway, chat, _ in sent:
+        try:
+            await edit_announcement(gateway, chat, ready.giveaway, ready.final)
+            await notify_winners(gateway, chat, ready.winners, ready.note)
+        except Exception:
+            log.exception("giveaway %s: winners could not be told", ready.giveaway.id)
+
+
+async def _record_results(services: Services, posted: list[tuple[int, str]]) -> None:
+    """Record posted results in one transaction (each alone if that fails)."""
+    if not posted:
+        return
+    try:
+        async with services.db.writing() as session:
+            await store.record_results(session, posted)
+        return
+    except Exception:
+        log.warning("recording %d results together failed", len(posted), exc_info=True)
+    for giveaway_id, message_id in posted:
+        try:
+            async with services.db.writing() as session:
+                await store.record_result(session, giveaway_id, message_id)
+        except Exception:
+            log.exception("giveaway %s: could not record its result", giveaway_id)
+
+
 @dataclass(frozen=True, slots=True)
 class Result:
     """A drawn giveaway's result, rendered, with what posting it needs."""
@@ -339,9 +437,7 @@ def schedule_draw(services: Services, giveaway_id: int, ends_at: datetime) -> No
 
 
 def _draw_timer(scheduler: SchedulerService, giveaway_id: int, ends_at: datetime) -> None:
-    scheduler.schedule(
-        f"giveaway:{giveaway_id}:draw", "giveaway.settle", ends_at, giveaway_id=giveaway_id
-    )
+    scheduler.schedule(f"giveaway:{giveaway_id}:draw", SETTLE_JOB, ends_at, giveaway_id=giveaway_id)
 
 
 def cancel_timers(services: Services, giveaway_id: int) -> None:
@@ -376,7 +472,7 @@ async def _rebuild_timers(services: Services, scheduler: SchedulerService) -> No
 
 def install(services: Services, scheduler: SchedulerService) -> None:
     """Register the giveaway jobs and the start-up reconciler on the scheduler."""
-    scheduler.register("giveaway.settle", partial(settle, services))
+    scheduler.register_batch(SETTLE_JOB, partial(settle_many, services))
     scheduler.register("giveaway.refresh", partial(refresh_count, services))
     scheduler.register("giveaway.sweep", partial(sweep, services))
     scheduler.on_start(partial(_rebuild_timers, services))
