@@ -33,6 +33,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import postdays
+from storage.activity_trip import CommunityKey, MemberKey, TripOutcome, TripRows, write_trip
 from storage.db import Database, dialect_insert
 from storage.models import (
     ActivityEvent,
@@ -130,6 +131,7 @@ class IdCache:
 class BatchResult:
     written: int = 0
     duplicates: int = 0
+    trip: bool = False  # written in one trip to SQLite's driver thread
 
 
 # Second-column values per lookup query: keeps every query far below the bound-parameter caps.
@@ -589,12 +591,6 @@ _QUARTER = 900  # seconds
 _LAST_INSTANT = timedelta(seconds=_QUARTER - 1, microseconds=999_999)
 
 
-# (platform, community key) and (platform, member key): how a batch names things before the
-# database has given them ids.
-CommunityKey = tuple[str, str]
-MemberKey = tuple[str, str]
-
-
 @dataclass(slots=True)
 class PreparedBatch:
     """What a batch writes, worked out before its transaction: keyed by platform keys, with
@@ -613,6 +609,8 @@ class PreparedBatch:
     members: dict[MemberKey, tuple[ActivityRecord, Any]]
     rollups: _Rollups
     zones: dict[CommunityKey, str]
+    # SQLite: the statements' rows with the ids the writer knew (see `storage/activity_trip.py`)
+    trip: TripRows | None = None
 
 
 @dataclass(slots=True)
@@ -742,9 +740,16 @@ def prepare_batch(
     dialect: str,
     zones: dict[CommunityKey, str],
     local_time: _LocalTime | None = None,
+    *,
+    known: dict[CommunityKey, tuple[int, str]] | None = None,
+    cache: IdCache | None = None,
 ) -> PreparedBatch:
     """Work out `records`' rows before their transaction, each community's local days in
-    its time zone in `zones` (which the transaction checks)."""
+    its time zone in `zones` (which the transaction checks).
+
+    On SQLite, given the communities' ids and zones as last read (`known`) and the id
+    `cache`, the statements' rows are built too, for one trip to the driver's thread.
+    """
     bind = _memoized(_BINDINGS[dialect])
     time = bind.time
     unique = _unique(records)
@@ -773,7 +778,83 @@ def prepare_batch(
         )
     bound_members = {key: (rec, time(first)) for key, (rec, first) in members.items()}
     rollups = _rollups_of(unique, zones, bind, local_time)
-    return PreparedBatch(unique, event_keys, event_rows, bound_members, rollups, zones)
+    prepared = PreparedBatch(unique, event_keys, event_rows, bound_members, rollups, zones)
+    if dialect == "sqlite" and known is not None and cache is not None:
+        prepared.trip = _trip_rows(prepared, known, cache, bind)
+    return prepared
+
+
+def _trip_rows(
+    prepared: PreparedBatch,
+    known: dict[CommunityKey, tuple[int, str]],
+    cache: IdCache,
+    bind: _Binding,
+) -> TripRows | None:
+    """The batch's statement rows with the ids `known` and cached; None when a community or
+    chat is not known yet (the transaction then finds or creates them)."""
+    communities: dict[CommunityKey, tuple[int, str]] = {}
+    for key, tz in prepared.zones.items():
+        hint = known.get(key)
+        if hint is None or hint[1] != tz:
+            return None
+        communities[key] = hint
+    cid = {key: value[0] for key, value in communities.items()}
+
+    member_ids: dict[MemberKey, int] = {}
+    upserts = []
+    for key, (rec, first) in prepared.members.items():
+        cached = cache.members.get(key)
+        names = _member_names(rec)
+        if cached is not None and cached[1:] == names:
+            member_ids[key] = cached[0]
+        else:
+            upserts.append((*key, *names, False, first))
+    upserts.sort()
+
+    chats: dict[tuple[int, str], int] = {}
+    events = []
+    event_keys = []
+    for (community, chat_key, event_key), rec, row in zip(
+        prepared.event_keys, prepared.records, prepared.event_rows, strict=True
+    ):
+        community_id = cid[community]
+        chat_id = chats.get((community_id, chat_key))
+        if chat_id is None:
+            chat_id = cache.chats.get((community_id, chat_key))
+            if chat_id is None:
+                return None
+            chats[(community_id, chat_key)] = chat_id
+        member = (rec.platform, rec.member_key)
+        events.append((community_id, chat_id, member_ids.get(member, member), *row, event_key))
+        event_keys.append((chat_id, event_key))
+    events.sort(key=_chat_and_event_key)
+
+    rollups, day_of = prepared.rollups, bind.day
+    member_days = []
+    for c, day, bound, mk, messages, reactions, replies, characters in rollups.member_days:
+        member = (c[0], mk)
+        row = (cid[c], bound, member_ids.get(member, member), messages, reactions, replies)
+        member_days.append(((*row, characters), (messages, c, day)))
+    community_days = [
+        ((c, day), (cid[c], day_of(day), d.messages, d.joins, d.leaves, d.reactions, d.replies))
+        for (c, day), d in rollups.community_days.items()
+    ]
+    hours = sorted((cid[c], *rest) for c, *rest in rollups.community_hours)
+    memberships = []
+    for c, mk, *rest in rollups.memberships:
+        member = (c[0], mk)
+        memberships.append((cid[c], member_ids.get(member, member), *rest))
+    return TripRows(
+        communities,
+        member_ids,
+        upserts,
+        events,
+        event_keys,
+        member_days,
+        community_days,
+        hours,
+        memberships,
+    )
 
 
 async def write_batch(
@@ -796,11 +877,15 @@ async def write_batch(
         return BatchResult()
     cache = cache if cache is not None else IdCache()
     dialect = session.bind.dialect.name
+    if prepared is not None and prepared.trip is not None and dialect == "sqlite":
+        done = await _write_by_trip(session, records, prepared, prepared.trip, cache, hooks)
+        if done is not None:
+            return done
     bind = _BINDINGS[dialect]
     learned: dict[Any, Any] = {}
     communities = await _community_ids(session, records, defaults)
     zones = {key: tz for key, (_, tz) in communities.items()}
-    session.info.setdefault("activity_zones", {}).update(zones)
+    session.info.setdefault("activity_communities", {}).update(communities)
     if prepared is None or any(prepared.zones.get(k) != tz for k, tz in zones.items()):
         prepared = prepare_batch(records, dialect, zones)
     chats = await _chat_ids(session, records, communities, cache, learned)
@@ -833,6 +918,16 @@ async def write_batch(
 
     await _write_rollups(session, rollups, communities, members, bind)
 
+    await _run_hooks(session, hooks, new, communities)
+    return BatchResult(written=len(new), duplicates=len(records) - len(new))
+
+
+async def _run_hooks(
+    session: AsyncSession,
+    hooks: Sequence[BatchHook],
+    new: Sequence[ActivityRecord],
+    communities: dict[CommunityKey, tuple[int, str]],
+) -> None:
     if hooks and new:
         written = [
             WrittenActivity(rec, *communities[(rec.platform, rec.community_key)])
@@ -841,7 +936,81 @@ async def write_batch(
         for hook in hooks:
             await hook(session, written)
 
-    return BatchResult(written=len(new), duplicates=len(records) - len(new))
+
+_TRIP_STATEMENTS = {
+    "members": UPSERT_MEMBERS,
+    "events": INSERT_EVENTS,
+    "member_days": UPSERT_MEMBER_DAYS,
+    "community_days": UPSERT_COMMUNITY_DAYS,
+    "community_hours": UPSERT_COMMUNITY_HOURS,
+    "memberships": UPSERT_MEMBERSHIPS,
+}
+
+
+def _trip_sql(name: str, rows: int) -> str:
+    return _upsert_sql(_TRIP_STATEMENTS[name], "sqlite", rows)
+
+
+def _on_driver_thread(driver: Any) -> Callable[..., Awaitable[Any]] | None:
+    """aiosqlite's "run this function on the connection's thread", or None.
+
+    It has no public one; this queue-a-function method has been there since its first
+    releases. Without it, batches take the usual path (a test notices the trips stopping).
+    """
+    return getattr(driver, "_execute", None)
+
+
+async def _write_by_trip(
+    session: AsyncSession,
+    records: Sequence[ActivityRecord],
+    prepared: PreparedBatch,
+    trip: TripRows,
+    cache: IdCache,
+    hooks: Sequence[BatchHook],
+) -> BatchResult | None:
+    """The batch's statements in one call on aiosqlite's thread (`storage/activity_trip.py`);
+    None, with nothing written, when that is not possible or a community changed since the
+    batch was prepared."""
+    conn = await session.connection()
+    driver = (await conn.get_raw_connection()).driver_connection
+    run_on_thread = _on_driver_thread(driver)
+    if run_on_thread is None:
+        return None
+    # Members cached since the batch was prepared (by the batch before it) need no upsert.
+    known: dict[MemberKey, int] = {}
+    members = []
+    for row in trip.members:
+        cached = cache.members.get((row[0], row[1]))
+        if cached is not None and cached[1:] == (row[2], row[3]):
+            known[(row[0], row[1])] = cached[0]
+        else:
+            members.append(row)
+    try:
+        outcome: TripOutcome = await run_on_thread(
+            write_trip, driver._conn, trip, members, known, _trip_sql, _SQLITE_VARIABLES
+        )
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance("activity batch", None, exc, sqlite3.Error) from exc
+    if outcome.stale:
+        return None
+    session.info.setdefault("activity_communities", {}).update(trip.communities)
+    learned = session.info.setdefault("activity_learned", {})
+    for platform, external_id, name, username, *_ in members:
+        member_id = outcome.member_ids[(platform, external_id)]
+        learned[("member", platform, external_id)] = (member_id, name, username)
+    new: Sequence[ActivityRecord] = prepared.records
+    if outcome.fresh is not None:
+        # A replay: the events are written; count only the new ones.
+        new = [
+            rec
+            for rec, key in zip(prepared.records, trip.event_keys, strict=True)
+            if key in outcome.fresh
+        ]
+        bind = _BINDINGS["sqlite"]
+        rollups = _rollups_of(new, prepared.zones, bind)
+        await _write_rollups(session, rollups, trip.communities, outcome.member_ids, bind)
+    await _run_hooks(session, hooks, new, trip.communities)
+    return BatchResult(written=len(new), duplicates=len(records) - len(new), trip=True)
 
 
 async def _write_rollups(
@@ -910,6 +1079,7 @@ class WriterStats:
     written: int = 0
     duplicates: int = 0
     batches: int = 0
+    trips: int = 0  # batches written in one trip to SQLite's driver thread
     failed_attempts: int = 0
     dropped: int = 0
 
@@ -969,8 +1139,9 @@ class ActivityWriter:
         self._wake = asyncio.Event()  # records, a flush or a stop for the writer
         self._room = asyncio.Event()  # the buffer has room again
         self._task: asyncio.Task[None] | None = None
-        # Each community's time zone as last read, to prepare batches with; a batch checks it.
-        self._zones: dict[CommunityKey, str] = {}
+        # Each community's id and time zone as last read, to prepare batches with; a batch
+        # checks them.
+        self._communities: dict[CommunityKey, tuple[int, str]] = {}
         self._local_time = _LocalTime()
         self._committing = asyncio.Event()  # the batch being written has reached its commit
 
@@ -1132,14 +1303,16 @@ class ActivityWriter:
         """The batch's rows, worked out ahead of its transaction (None: let it do that)."""
         if len(self._local_time) > _LOCAL_QUARTERS:
             self._local_time = _LocalTime()
-        hints, default = self._zones, self.defaults.timezone
+        hints, default = self._communities, self.defaults.timezone
         # Only the batch's communities; one not read yet is new and starts in the default zone.
-        zones = {
-            key: hints.get(key, default)
-            for key in {(rec.platform, rec.community_key) for rec in batch}
-        }
+        zones = {}
+        for key in {(rec.platform, rec.community_key) for rec in batch}:
+            hint = hints.get(key)
+            zones[key] = default if hint is None else hint[1]
         try:
-            return prepare_batch(batch, self.db.dialect, zones, self._local_time)
+            return prepare_batch(
+                batch, self.db.dialect, zones, self._local_time, known=hints, cache=self.cache
+            )
         except Exception:
             # A record it cannot work with: the transaction meets it again and isolates it.
             log.debug("preparing an activity batch failed", exc_info=True)
@@ -1210,6 +1383,10 @@ class ActivityWriter:
                 async with session.begin():
                     if self.db.write_gate is not None:
                         await self.db.write_gate.take(await session.connection())
+                    if prepared is not None and prepared.trip is not None:
+                        # The trip to the driver's thread is the long part: prepare the next
+                        # batch meanwhile (the loop is barely needed until the commit).
+                        self._committing.set()
                     result = await write_batch(
                         session,
                         batch,
@@ -1221,14 +1398,14 @@ class ActivityWriter:
                     # The commit (leaving this block) is the long trip: prepare the next batch.
                     self._committing.set()
                 learned = session.info.pop("activity_learned", {})
-                zones = session.info.pop("activity_zones", {})
+                communities = session.info.pop("activity_communities", {})
         except DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES:
                 raise RetryableConflict(str(exc.orig)) from exc
             raise
-        self._zones.update(zones)
-        if len(self._zones) > _ZONE_HINTS:
-            self._zones.clear()
+        self._communities.update(communities)
+        if len(self._communities) > _ZONE_HINTS:
+            self._communities.clear()
         for key, value in learned.items():
             if key[0] == "chat":
                 self.cache.chats.put((key[1], key[2]), value)
@@ -1236,4 +1413,5 @@ class ActivityWriter:
                 self.cache.members.put((key[1], key[2]), value)
         self.stats.written += result.written
         self.stats.duplicates += result.duplicates
+        self.stats.trips += result.trip
         self.stats.batches += 1
