@@ -218,6 +218,13 @@ async def record_result(session: AsyncSession, poll_id: int, message_id: str) ->
     await session.execute(_RECORD_RESULT, {"p_id": poll_id, "p_msg": message_id})
 
 
+async def record_results(session: AsyncSession, posted: list[tuple[int, str]]) -> None:
+    """`record_result` for several polls in one statement (executemany)."""
+    if posted:
+        params = [{"p_id": poll_id, "p_msg": message_id} for poll_id, message_id in posted]
+        await session.execute(_RECORD_RESULT, params)
+
+
 async def needing_attention(session: AsyncSession, *, now: datetime) -> list[int]:
     """Polls past their close time that are still open, or closed without a posted result."""
     rows = await session.execute(

@@ -624,3 +624,68 @@ async def test_storage_refuses_votes_after_the_close(any_db, clock):
         assert not await store.take_result_lease(session, poll_id, now=much_later, lease=lease)
         assert await store.needing_attention(session, now=much_later) == []
         assert await store.choices(session, poll_id) == [[1]]
+
+
+async def test_closes_due_together_are_made_in_one_transaction_and_posted_once(
+    dispatcher, managed, services, clock
+):
+    import asyncio
+
+    from sqlalchemy import event
+
+    from scheduler.service import SchedulerService
+
+    clock.set(T0.replace(year=2030))
+    scheduler = SchedulerService()
+    services.scheduler = scheduler
+    lifecycle.install(services, scheduler)
+    await scheduler.start()
+    commits = [0]
+
+    def on_commit(_connection) -> None:
+        task = asyncio.current_task()  # the greenlet runs inside the committing task
+        if task is not None and task.get_coro().__qualname__ == "SchedulerService._work":
+            commits[0] += 1  # the batch's own (not the activity writer's)
+
+    try:
+        polls = [await make(dispatcher, managed, f"Q{n}? | a | b --closes 30m") for n in range(4)]
+        clock.advance(minutes=30)
+        event.listen(services.db.engine.sync_engine, "commit", on_commit)
+        job = lifecycle.SETTLE_JOB
+        await asyncio.gather(*(scheduler.run_now(job, poll_id=p.id) for p in polls))
+        assert commits[0] == 2  # the closes and tallies; the result message ids
+        await asyncio.gather(*(scheduler.run_now(job, poll_id=p.id) for p in polls))
+        assert len(results_posted(managed)) == 4
+        for p in polls:
+            row = await poll_row(services.db, p.id)
+            assert row.result_message_id is not None
+            assert scheduler.next_run(f"poll:{p.id}:close") is None
+    finally:
+        await scheduler.stop()
+
+
+async def test_a_result_failing_to_post_in_a_batch_leaves_the_others_posted(
+    dispatcher, managed, services, clock, monkeypatch
+):
+    import asyncio
+
+    from scheduler.service import SchedulerService
+
+    polls = [await make(dispatcher, managed, f"Q{n}? | a | b --closes 30m") for n in range(3)]
+    clock.advance(minutes=30)
+    real = lifecycle.result_message
+
+    async def breaks_one(services, poll, *args, **kwargs):
+        if poll.id == polls[1].id:
+            raise RuntimeError("template broke")
+        return await real(services, poll, *args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "result_message", breaks_one)
+    scheduler = SchedulerService()
+    lifecycle.install(services, scheduler)
+    job = lifecycle.SETTLE_JOB
+    await asyncio.gather(*(scheduler.run_now(job, poll_id=p.id) for p in polls))
+    posted = {p.id: (await poll_row(services.db, p.id)).result_message_id for p in polls}
+    assert posted[polls[0].id] and posted[polls[2].id]
+    assert posted[polls[1].id] is None  # its lease runs out and the sweep tries again
+    assert len(results_posted(managed)) == 2

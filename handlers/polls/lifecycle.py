@@ -14,6 +14,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -190,6 +191,76 @@ async def settle(services: Services, poll_id: int) -> None:
         await announce(services, poll_id)  # closed before: post the result if still owed
 
 
+SETTLE_JOB = "poll.settle"
+# Results of one batch posted at once (as many as jobs ran at once before batching).
+BATCH_SENDS = 8
+
+
+async def settle_many(services: Services, items: list[dict[str, Any]]) -> None:
+    """Batched timer job: settle every queued poll together. One transaction closes each
+    (with the result lease) and loads its tally; the results go out, then one transaction
+    records their message ids. A batch whose transaction fails is settled one by one
+    (`settle`), as its timers would have been; a poll closed before is announced alone."""
+    ids = list(dict.fromkeys(int(item["poll_id"]) for item in items))
+    now = services.clock.now()
+    loaded: list[tuple[Poll, Community, Tally]] = []
+    closed_before: list[int] = []
+    try:
+        async with services.db.writing() as session:
+            for poll_id in sorted(ids):  # instances closing the same ones lock rows alike
+                if await store.claim_close(session, poll_id, now=now, lease=RESULT_LEASE):
+                    loaded.append(await _load(session, poll_id))
+                else:
+                    closed_before.append(poll_id)
+    except Exception:
+        log.warning("a batch of %d poll closes is settled one by one", len(ids), exc_info=True)
+        for poll_id in ids:
+            try:
+                await settle(services, poll_id)
+            except Exception:
+                log.exception("poll %s could not be settled", poll_id)
+        return
+    posted: list[tuple[int, str]] = []
+    slots = asyncio.Semaphore(BATCH_SENDS)
+
+    async def post(poll: Poll, community: Community, tally: Tally) -> None:
+        async with slots:
+            try:
+                await _post_result(services, poll, community, tally, posted=posted)
+            except Exception:
+                log.exception("poll %s: result could not be posted", poll.id)
+
+    try:
+        await asyncio.gather(*(post(*one) for one in loaded))
+    finally:
+        await _record_results(services, posted)  # also when stopped mid-batch
+    for poll_id, _ in posted:
+        cancel_timers(services, poll_id)
+    for poll_id in closed_before:
+        try:
+            await announce(services, poll_id)  # closed before: post the result if owed
+        except Exception:
+            log.exception("poll %s could not be announced", poll_id)
+
+
+async def _record_results(services: Services, posted: list[tuple[int, str]]) -> None:
+    """Record posted results in one transaction (each alone if that fails)."""
+    if not posted:
+        return
+    try:
+        async with services.db.writing() as session:
+            await store.record_results(session, posted)
+        return
+    except Exception:
+        log.warning("recording %d poll results together failed", len(posted), exc_info=True)
+    for poll_id, message_id in posted:
+        try:
+            async with services.db.writing() as session:
+                await store.record_result(session, poll_id, message_id)
+        except Exception:
+            log.exception("poll %s: could not record its result", poll_id)
+
+
 async def _load(session: AsyncSession, poll_id: int) -> tuple[Poll, Community, Tally]:
     """A closed poll, its community and its final tally."""
     found = await store.with_community(session, poll_id)
@@ -208,8 +279,17 @@ async def announce(services: Services, poll_id: int) -> bool:
     return await _post_result(services, *loaded)
 
 
-async def _post_result(services: Services, poll: Poll, community: Community, tally: Tally) -> bool:
-    """Under a held lease: stop the poll on the platform, post the result, record it."""
+async def _post_result(
+    services: Services,
+    poll: Poll,
+    community: Community,
+    tally: Tally,
+    *,
+    posted: list[tuple[int, str]] | None = None,
+) -> bool:
+    """Under a held lease: stop the poll on the platform, post the result, record it.
+    With `posted` (a batch), the result's message id is noted there for the batch to
+    record with the others (and cancel the poll's timers) instead."""
     chat = chat_of(poll, community)
     try:
         gateway = await services.gateways.wait(chat.platform)
@@ -224,6 +304,9 @@ async def _post_result(services: Services, poll: Poll, community: Community, tal
     except _SENDING:
         log.warning("poll %s: result could not be posted yet", poll.id, exc_info=True)
         return False
+    if posted is not None:
+        posted.append((poll.id, sent.message_id))
+        return True
     async with services.db.writing() as session:
         await store.record_result(session, poll.id, sent.message_id)
     cancel_timers(services, poll.id)
@@ -293,7 +376,7 @@ def schedule_close(services: Services, poll_id: int, closes_at: datetime) -> Non
 
 
 def _close_timer(scheduler: SchedulerService, poll_id: int, closes_at: datetime) -> None:
-    scheduler.schedule(f"poll:{poll_id}:close", "poll.settle", closes_at, poll_id=poll_id)
+    scheduler.schedule(f"poll:{poll_id}:close", SETTLE_JOB, closes_at, poll_id=poll_id)
 
 
 def cancel_timers(services: Services, poll_id: int) -> None:
@@ -336,7 +419,7 @@ async def native_poll_chat(db: Database, platform: str, native_poll_id: str) -> 
 
 def install(services: Services, scheduler: SchedulerService) -> None:
     """Register the poll jobs and the start-up reconciler on the scheduler."""
-    scheduler.register("poll.settle", partial(settle, services))
+    scheduler.register_batch(SETTLE_JOB, partial(settle_many, services))
     scheduler.register("poll.refresh", partial(refresh, services))
     scheduler.register("poll.sweep", partial(sweep, services))
     scheduler.on_start(partial(_rebuild_timers, services))
