@@ -23,7 +23,7 @@ from typing import Any
 CommunityKey = tuple[str, str]
 MemberKey = tuple[str, str]
 
-# The named statement's SQL for n rows (a multi-row `VALUES`).
+# The named statement's SQL for n rows (a multi-row `VALUES`; n = 1 for `executemany`).
 StatementSQL = Callable[[str, int], str]
 
 
@@ -70,11 +70,8 @@ def _values(
     rows: Sequence[tuple[Any, ...]],
     variables: int,
 ) -> list[Any]:
-    """Run statement `name` over `rows` as multi-row `VALUES`; its RETURNING rows, if any.
-
-    Not `executemany`: that binds and steps row by row, taking the GIL back from the event
-    loop for each row; one statement of many rows runs in SQLite with the GIL released.
-    """
+    """Run statement `name` over `rows` as multi-row `VALUES`: its RETURNING rows
+    (`executemany` drops them)."""
     found: list[Any] = []
     if not rows:
         return found
@@ -137,14 +134,16 @@ def write_trip(
             active[(community, local_day)] = active.get((community, local_day), 0) + 1
 
     counted = sorted((*row[:3], active.get(key, 0), *row[3:]) for key, row in rows.community_days)
-    _values(conn, sql, "community_days", counted, variables)
-    _values(conn, sql, "community_hours", rows.community_hours, variables)
+    # `executemany` (one prepared statement whatever the count) where nothing comes back:
+    # a multi-row `VALUES` per row count would fill the connection's statement cache.
+    conn.executemany(sql("community_days", 1), counted)
+    conn.executemany(sql("community_hours", 1), rows.community_hours)
     memberships = [
         row if row[1].__class__ is int else (row[0], member_ids[row[1]], *row[2:])
         for row in rows.memberships
     ]
     memberships.sort(key=_two)
-    _values(conn, sql, "memberships", memberships, variables)
+    conn.executemany(sql("memberships", 1), memberships)
     return TripOutcome(member_ids=member_ids, events=len(events))
 
 
