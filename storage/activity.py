@@ -121,7 +121,8 @@ class _LRU(OrderedDict[Any, Any]):
 
 @dataclass
 class IdCache:
-    """Platform keys -> database ids for chats, and -> (id, name, username) for members."""
+    """Platform keys -> database ids for chats, and -> (id, hash of name and username) for
+    members: enough to notice a rename without holding 200,000 names in memory."""
 
     chats: _LRU = field(default_factory=lambda: _LRU(50_000))
     members: _LRU = field(default_factory=lambda: _LRU(200_000))
@@ -243,6 +244,18 @@ async def _chat_ids(
 def _member_names(rec: ActivityRecord) -> tuple[str, str | None]:
     """The display name and username as stored (column lengths applied)."""
     return rec.member_name[:256], (rec.member_username or "")[:64] or None
+
+
+def _cached_member(member_id: int, names: tuple[str, str | None]) -> tuple[int, int]:
+    """What `IdCache.members` holds for a member stored with `names`."""
+    return member_id, hash(names)
+
+
+def _cached_id(cached: tuple[int, int] | None, names: tuple[str, str | None]) -> int | None:
+    """The member's id if the cache has them under these names (None: write them)."""
+    if cached is not None and cached[1] == hash(names):
+        return cached[0]
+    return None
 
 
 # --- the hot statements, written through the driver -------------------------------------------
@@ -487,10 +500,10 @@ async def _member_ids(
     ids: dict[MemberKey, int] = {}
     missing: dict[MemberKey, tuple[ActivityRecord, Any]] = {}
     for key, seen in latest.items():
-        cached = cache.members.get(key)
         # A cached member is written again only when their name changed (a rename).
-        if cached is not None and cached[1:] == _member_names(seen[0]):
-            ids[key] = cached[0]
+        member_id = _cached_id(cache.members.get(key), _member_names(seen[0]))
+        if member_id is not None:
+            ids[key] = member_id
         else:
             missing[key] = seen
     if missing:
@@ -501,7 +514,9 @@ async def _member_ids(
         # DO UPDATE returns every row, inserted or not: no lookup afterwards.
         for p, ext, member_id in await _upsert(session, UPSERT_MEMBERS, rows):
             ids[(p, ext)] = member_id
-            learned[("member", p, ext)] = (member_id, *_member_names(missing[(p, ext)][0]))
+            learned[("member", p, ext)] = _cached_member(
+                member_id, _member_names(missing[(p, ext)][0])
+            )
     return ids
 
 
@@ -803,10 +818,10 @@ def _trip_rows(
     member_ids: dict[MemberKey, int] = {}
     upserts = []
     for key, (rec, first) in prepared.members.items():
-        cached = cache.members.get(key)
         names = _member_names(rec)
-        if cached is not None and cached[1:] == names:
-            member_ids[key] = cached[0]
+        member_id = _cached_id(cache.members.get(key), names)
+        if member_id is not None:
+            member_ids[key] = member_id
         else:
             upserts.append((*key, *names, False, first))
     upserts.sort()
@@ -980,9 +995,9 @@ async def _write_by_trip(
     known: dict[MemberKey, int] = {}
     members = []
     for row in trip.members:
-        cached = cache.members.get((row[0], row[1]))
-        if cached is not None and cached[1:] == (row[2], row[3]):
-            known[(row[0], row[1])] = cached[0]
+        member_id = _cached_id(cache.members.get((row[0], row[1])), (row[2], row[3]))
+        if member_id is not None:
+            known[(row[0], row[1])] = member_id
         else:
             members.append(row)
     try:
@@ -997,7 +1012,7 @@ async def _write_by_trip(
     learned = session.info.setdefault("activity_learned", {})
     for platform, external_id, name, username, *_ in members:
         member_id = outcome.member_ids[(platform, external_id)]
-        learned[("member", platform, external_id)] = (member_id, name, username)
+        learned[("member", platform, external_id)] = _cached_member(member_id, (name, username))
     new: Sequence[ActivityRecord] = prepared.records
     if outcome.fresh is not None:
         # A replay: the events are written; count only the new ones.

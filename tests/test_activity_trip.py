@@ -106,7 +106,7 @@ def test_rows_are_built_only_when_every_community_and_chat_is_known() -> None:
     zones = {("console", "g1"): "UTC"}
     cache = IdCache()
     cache.chats.put((7, "c1"), 70)
-    cache.members.put(("console", "alice"), (1, "Alice", None))
+    cache.members.put(("console", "alice"), (1, hash(("Alice", None))))
 
     def trip(known: dict[tuple[str, str], tuple[int, str]]) -> TripRows | None:
         return prepare_batch(batch, "sqlite", zones, known=known, cache=cache).trip
