@@ -229,13 +229,12 @@ class SchedulerService:
         batch.queue.append((kwargs, done))
         if batch.worker is None or batch.worker.done():
             batch.worker = asyncio.create_task(self._work(batch))
+            self._running.add(batch.worker)  # stop() ends it even before its first step
         await done
 
     async def _work(self, batch: _Batch) -> None:
         """Run batches while items are queued: each batch is everything queued so far."""
         task = asyncio.current_task()
-        if task is not None:
-            self._running.add(task)
         taken: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         try:
             while batch.queue:
