@@ -55,6 +55,8 @@ def test_ingest_runs_and_reports_every_variant(tmp_path, capsys, payloads) -> No
     assert e2e["written"] == 60 and e2e["replies"] == 0 and e2e["dropped"] == 0
     rss = e2e["peak_rss"]
     assert rss["verified"] and rss["events"] == 60 and rss["children_maxrss_mb"] > 0
+    # The child's own peak, which the table shows, is what it reads from /proc, not 0 or None.
+    assert 0 < rss["peak_rss_mb"] <= rss["self_maxrss_mb"]
     assert not list((tmp_path / "db").iterdir()), "databases are removed after each run"
 
 
