@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.core.clock import Clock
 from storage.db import Database
@@ -15,6 +18,8 @@ from storage.occurrences import ClaimOutcome, claim, finish
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = timedelta(minutes=10)
+
+Item = TypeVar("Item")
 
 
 def instance_name() -> str:
@@ -66,3 +71,30 @@ async def fire_once(
             detail=failure,
         )
     return ClaimOutcome.CLAIMED
+
+
+async def record_together(
+    db: Database,
+    items: Sequence[Item],
+    together: Callable[[AsyncSession, Sequence[Item]], Awaitable[None]],
+    alone: Callable[[AsyncSession, Item], Awaitable[None]],
+    *,
+    what: str,
+    label: Callable[[Item], str],
+) -> None:
+    """Record a batch's outcomes in one write transaction; if that fails, each in its own,
+    so one item the database refuses does not lose the others'."""
+    if not items:
+        return
+    try:
+        async with db.writing() as session:
+            await together(session, items)
+        return
+    except Exception:
+        log.warning("recording %d %s together failed", len(items), what, exc_info=True)
+    for item in items:
+        try:
+            async with db.writing() as session:
+                await alone(session, item)
+        except Exception:
+            log.exception("%s: could not record its outcome", label(item))

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.core.chats import chat_of
 from handlers.core.context import Services
 from handlers.core.events import ChatRef, UserRef
+from handlers.core.firing import record_together
 from handlers.core.gateway import ChatGateway, GatewayError, GatewayUnavailable
 from handlers.core.markup import mention
 from handlers.core.outgoing import Button, OutgoingMessage, SentMessage
@@ -288,20 +289,14 @@ async def _post_results(services: Services, readies: list[Result]) -> None:
 
 async def _record_results(services: Services, posted: list[tuple[int, str]]) -> None:
     """Record posted results in one transaction (each alone if that fails)."""
-    if not posted:
-        return
-    try:
-        async with services.db.writing() as session:
-            await store.record_results(session, posted)
-        return
-    except Exception:
-        log.warning("recording %d results together failed", len(posted), exc_info=True)
-    for giveaway_id, message_id in posted:
-        try:
-            async with services.db.writing() as session:
-                await store.record_result(session, giveaway_id, message_id)
-        except Exception:
-            log.exception("giveaway %s: could not record its result", giveaway_id)
+    await record_together(
+        services.db,
+        posted,
+        store.record_results,
+        lambda session, one: store.record_result(session, *one),
+        what="giveaway results",
+        label=lambda one: f"giveaway {one[0]}",
+    )
 
 
 @dataclass(frozen=True, slots=True)

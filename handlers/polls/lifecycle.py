@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.core.chats import chat_of
 from handlers.core.context import Services
 from handlers.core.events import ChatRef
+from handlers.core.firing import record_together
 from handlers.core.gateway import ChatGateway, GatewayError, GatewayUnavailable
 from handlers.core.outgoing import (
     Button,
@@ -245,20 +246,14 @@ async def settle_many(services: Services, items: list[dict[str, Any]]) -> None:
 
 async def _record_results(services: Services, posted: list[tuple[int, str]]) -> None:
     """Record posted results in one transaction (each alone if that fails)."""
-    if not posted:
-        return
-    try:
-        async with services.db.writing() as session:
-            await store.record_results(session, posted)
-        return
-    except Exception:
-        log.warning("recording %d poll results together failed", len(posted), exc_info=True)
-    for poll_id, message_id in posted:
-        try:
-            async with services.db.writing() as session:
-                await store.record_result(session, poll_id, message_id)
-        except Exception:
-            log.exception("poll %s: could not record its result", poll_id)
+    await record_together(
+        services.db,
+        posted,
+        store.record_results,
+        lambda session, one: store.record_result(session, *one),
+        what="poll results",
+        label=lambda one: f"poll {one[0]}",
+    )
 
 
 async def _load(session: AsyncSession, poll_id: int) -> tuple[Poll, Community, Tally]:

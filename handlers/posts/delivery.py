@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -35,7 +35,7 @@ from handlers.core.args import ParseEnv
 from handlers.core.chats import chat_of
 from handlers.core.context import Services
 from handlers.core.events import ChatRef, Platform, UserRef
-from handlers.core.firing import instance_name
+from handlers.core.firing import instance_name, record_together
 from handlers.core.gateway import ChatGateway, GatewayError
 from handlers.core.markup import Safe
 from handlers.core.outgoing import OutgoingMessage
@@ -462,23 +462,19 @@ async def _fire_alone(services: Services, runs: list[tuple[int, str]]) -> None:
 
 async def _record_sent(services: Services, sent: list[tuple[int, int]]) -> None:
     """Record a batch's sends in one transaction (each alone if that fails)."""
-    if not sent:
-        return
     now = services.clock.now()
-    try:
-        async with services.db.writing() as session:
-            await occurrences.finish_done(session, [o for o, _ in sent], now=now)
-            await store.set_outcomes(session, [p for _, p in sent], "sent")
-        return
-    except Exception:
-        log.warning("recording %d sends together failed", len(sent), exc_info=True)
-    for occurrence_id, post_id in sent:
-        try:
-            async with services.db.writing() as session:
-                await occurrences.finish(session, occurrence_id, now=now)
-                await store.set_outcome(session, post_id, "sent")
-        except Exception:
-            log.exception("post %s: could not record its send", post_id)
+
+    async def together(session: AsyncSession, items: Sequence[tuple[int, int]]) -> None:
+        await occurrences.finish_done(session, [o for o, _ in items], now=now)
+        await store.set_outcomes(session, [p for _, p in items], "sent")
+
+    async def alone(session: AsyncSession, item: tuple[int, int]) -> None:
+        await occurrences.finish(session, item[0], now=now)
+        await store.set_outcome(session, item[1], "sent")
+
+    await record_together(
+        services.db, sent, together, alone, what="sends", label=lambda one: f"post {one[1]}"
+    )
 
 
 @dataclass(frozen=True, slots=True)
