@@ -828,7 +828,6 @@ def _trip_rows(
 
     chats: dict[tuple[int, str], int] = {}
     events = []
-    event_keys = []
     for (community, chat_key, event_key), rec, row in zip(
         prepared.event_keys, prepared.records, prepared.event_rows, strict=True
     ):
@@ -841,7 +840,6 @@ def _trip_rows(
             chats[(community_id, chat_key)] = chat_id
         member = (rec.platform, rec.member_key)
         events.append((community_id, chat_id, member_ids.get(member, member), *row, event_key))
-        event_keys.append((chat_id, event_key))
     events.sort(key=_chat_and_event_key)
 
     rollups, day_of = prepared.rollups, bind.day
@@ -864,7 +862,7 @@ def _trip_rows(
         member_ids,
         upserts,
         events,
-        event_keys,
+        chats,
         member_days,
         community_days,
         hours,
@@ -1016,10 +1014,14 @@ async def _write_by_trip(
     new: Sequence[ActivityRecord] = prepared.records
     if outcome.fresh is not None:
         # A replay: the events are written; count only the new ones.
+        # Keys worked out here, not for every batch: replays are rare.
+        cid, fresh = trip.communities, outcome.fresh
         new = [
             rec
-            for rec, key in zip(prepared.records, trip.event_keys, strict=True)
-            if key in outcome.fresh
+            for (community, chat_key, event_key), rec in zip(
+                prepared.event_keys, prepared.records, strict=True
+            )
+            if (trip.chats[(cid[community][0], chat_key)], event_key) in fresh
         ]
         bind = _BINDINGS["sqlite"]
         rollups = _rollups_of(new, prepared.zones, bind)

@@ -39,7 +39,7 @@ class TripRows:
     member_ids: dict[MemberKey, int]  # members resolved from the writer's cache
     members: list[tuple[Any, ...]]  # UPSERT_MEMBERS rows of members not resolved, sorted
     events: list[tuple[Any, ...]]  # INSERT_EVENTS rows, in (chat id, event key) order
-    event_keys: list[tuple[int, str]]  # (chat id, event key) per record, in record order
+    chats: dict[tuple[int, str], int]  # (community id, chat key) -> chat id, for the batch
     # UPSERT_MEMBER_DAYS rows, each with (messages, community key, local day) after it
     member_days: list[tuple[tuple[Any, ...], tuple[int, CommunityKey, date]]]
     # ((community key, local day), UPSERT_COMMUNITY_DAYS row without `active_members`)
@@ -57,10 +57,6 @@ class TripOutcome:
     # (chat id, event key) of each event that was new; None when all of them were
     fresh: set[tuple[int, str]] | None = None
     events: int = 0  # events written
-
-
-def _member(ids: dict[MemberKey, int], value: Any) -> int:
-    return value if value.__class__ is int else ids[value]
 
 
 def _values(
@@ -123,7 +119,8 @@ def write_trip(
     added: dict[tuple[Any, Any, int], tuple[int, CommunityKey, date]] = {}
     days = []
     for row, meta in rows.member_days:
-        row = (row[0], row[1], _member(member_ids, row[2]), *row[3:])
+        if row[2].__class__ is not int:
+            row = (row[0], row[1], member_ids[row[2]], *row[3:])
         added[(row[0], row[1], row[2])] = meta
         days.append(row)
     days.sort()
