@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,6 +49,13 @@ async def get(session: AsyncSession, community_id: int, giveaway_id: int) -> Giv
     """A giveaway of this community (ids of other communities are not found)."""
     found = await session.get(Giveaway, giveaway_id, populate_existing=True)
     return found if found is not None and found.community_id == community_id else None
+
+
+async def requirements_of(session: AsyncSession, giveaway_id: int) -> dict[str, Any] | None:
+    """A giveaway's entry rules as stored (None: no such giveaway); they never change."""
+    return await session.scalar(
+        select(GIVEAWAYS.c.requirements).where(GIVEAWAYS.c.id == giveaway_id)
+    )
 
 
 async def by_id(session: AsyncSession, giveaway_id: int) -> Giveaway | None:

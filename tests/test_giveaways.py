@@ -130,6 +130,32 @@ async def test_min_messages_counts_recent_messages(dispatcher, managed, services
     assert "You're in" in await enter(dispatcher, managed, ann, giveaway)
 
 
+async def test_a_press_waits_for_the_activity_writer_only_when_the_rules_count_activity(
+    dispatcher, managed, services, monkeypatch
+):
+    flushes: list[None] = []
+    real_flush = services.activity.flush
+
+    async def counting_flush() -> None:
+        flushes.append(None)
+        await real_flush()
+
+    monkeypatch.setattr(services.activity, "flush", counting_flush)
+    plain = await start(dispatcher, managed, "2h 1 a mug")
+    assert "You're in" in await enter(dispatcher, managed, MEMBERS[0], plain)
+    assert flushes == []  # nothing in its rules reads messages or first sightings
+    for rule in ("--min-messages 1", "--member-for 1h"):
+        ruled = await start(dispatcher, managed, f"2h 1 a mug {rule}")
+        before = len(flushes)
+        await enter(dispatcher, managed, MEMBERS[1], ruled)
+        assert len(flushes) == before + 1, rule
+    before = len(flushes)
+    await dispatcher.handle(press(MEMBERS[2], "giveaway:enter:x9"), managed)
+    await dispatcher.handle(press(MEMBERS[2], "giveaway:enter:999"), managed)
+    assert "can't find giveaway 999" in managed.last
+    assert len(flushes) == before
+
+
 async def test_member_for_uses_the_platform_join_date_or_first_sighting(dispatcher, managed, clock):
     giveaway = await start(dispatcher, managed, "2h 1 prize --member-for 7d")
     ann, ben, cat = MEMBERS[:3]

@@ -14,7 +14,7 @@ from handlers.core.events import ButtonPressed, ChatKind, ChatRef, CommandEvent,
 from handlers.core.outgoing import OutgoingMessage
 from handlers.core.router import Dispatcher, Router
 from storage.models import ActivityEvent, Community
-from tests.fakes import CHAT, T0, RecordingGateway, command, message, user
+from tests.fakes import CHAT, T0, RecordingGateway, command, message, press, user
 
 ALICE = user("alice")
 BOSS = user("boss")
@@ -263,3 +263,35 @@ async def test_an_unknown_word_after_a_group_command_lists_its_subcommands(app, 
     assert "/settings timezone <time zone>" in gateway.last
     await app.handle(command(BOSS, "/settings"), gateway)
     assert "Settings for" in gateway.last
+
+
+async def test_a_freshness_check_decides_per_event_and_a_failing_one_flushes(
+    services, gateway, monkeypatch
+):
+    flushes: list[str] = []
+    real_flush = services.activity.flush
+
+    async def counting_flush() -> None:
+        flushes.append("flush")
+        await real_flush()
+
+    monkeypatch.setattr(services.activity, "flush", counting_flush)
+
+    async def reads_activity(event: ButtonPressed, checked: Services) -> bool:
+        assert checked is services
+        if event.data.endswith(":broken"):
+            raise RuntimeError("the check itself failed")
+        return event.data.endswith(":counts")
+
+    router = Router("fresh")
+
+    @router.button("fresh:", fresh_activity=reads_activity)
+    async def pressed(event: ButtonPressed, ctx: HandlerContext) -> OutgoingMessage:
+        return OutgoingMessage(f"pressed {event.data}")
+
+    app = Dispatcher(services)
+    app.include(router)
+    for data, flushed in [("fresh:plain", 0), ("fresh:counts", 1), ("fresh:broken", 2)]:
+        await app.handle(press(ALICE, data), gateway)
+        assert gateway.last == f"pressed {data}"
+        assert len(flushes) == flushed, data

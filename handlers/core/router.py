@@ -48,6 +48,10 @@ Reply = OutgoingMessage | Sequence[OutgoingMessage] | None
 Handler = Callable[[Any, HandlerContext], Awaitable[Reply]]
 # A cheap test of an event, run before any unit of work: sync, no I/O (see `Router.on`).
 Prefilter = Callable[[Any], bool]
+# Whether a handler reads activity (counts, first sightings) and so needs the activity writer
+# flushed first: always, never, or as this check of the event says (see `Router.button`).
+FreshCheck = Callable[[Any, Services], Awaitable[bool]]
+Freshness = bool | FreshCheck
 
 MAX_COMMAND_NAME = 32
 # A manager found exempt from rate limits is not asked about again for this long.
@@ -71,7 +75,7 @@ class CommandSpec:
     aliases: tuple[str, ...] = ()
     min_role: Role = Role.MEMBER
     hidden: bool = False
-    fresh_activity: bool = False
+    fresh_activity: Freshness = False
     router: str = ""
 
     @property
@@ -89,7 +93,7 @@ class EventHandlerSpec:
     handler: Handler
     button_prefix: str | None = None
     router: str = ""
-    fresh_activity: bool = False
+    fresh_activity: Freshness = False
     when: Prefilter | None = None
 
 
@@ -110,10 +114,11 @@ class Router:
         aliases: Sequence[str] = (),
         min_role: Role = Role.MEMBER,
         hidden: bool = False,
-        fresh_activity: bool = False,
+        fresh_activity: Freshness = False,
     ) -> Callable[[Handler], Handler]:
         """Declare a command. `fresh_activity` flushes the activity writer before the handler
-        runs, so counts include messages sent a moment ago."""
+        runs, so counts include messages sent a moment ago (a `FreshCheck`: only when it says
+        so for the event)."""
 
         def register(handler: Handler) -> Handler:
             self.commands.append(
@@ -150,8 +155,16 @@ class Router:
 
         return register
 
-    def button(self, prefix: str, *, fresh_activity: bool = False) -> Callable[[Handler], Handler]:
-        """Handle presses of buttons whose data starts with `prefix` (e.g. `giveaway:enter:`)."""
+    def button(
+        self, prefix: str, *, fresh_activity: Freshness = False
+    ) -> Callable[[Handler], Handler]:
+        """Handle presses of buttons whose data starts with `prefix` (e.g. `giveaway:enter:`).
+
+        `fresh_activity` as for `command`. A `FreshCheck` runs before the unit of work, in its
+        own: it may read the database (what the pressed button is about), never write. A flush
+        costs a wait for the writer's next batch, so a handler that reads activity only
+        sometimes says when; a check that fails counts as yes.
+        """
 
         def register(handler: Handler) -> Handler:
             self.handlers.append(
@@ -332,6 +345,15 @@ class Dispatcher:
             )
         return sent
 
+    async def _wants_fresh(self, event: Event, freshness: Freshness) -> bool:
+        if isinstance(freshness, bool):
+            return freshness
+        try:
+            return bool(await freshness(event, self.services))
+        except Exception:
+            log.exception("freshness check failed for event %s; flushing", event.key)
+            return True
+
     @staticmethod
     def _wanted(spec: EventHandlerSpec, event: Event) -> bool:
         """The handler's pre-filter; a failing one skips the handler, never the event."""
@@ -348,7 +370,7 @@ class Dispatcher:
         found: _Match | None,
         handler: Handler | None = None,
         *,
-        fresh: bool = False,
+        fresh: Freshness = False,
     ) -> list[OutgoingMessage]:
         services = self.services
         replies: list[OutgoingMessage] = []
@@ -356,7 +378,7 @@ class Dispatcher:
         spec = found.spec if found else None
         committed: list[Callable[[], Awaitable[object]]] = []
         try:
-            if fresh or (spec is not None and spec.fresh_activity):
+            if await self._wants_fresh(event, spec.fresh_activity if spec is not None else fresh):
                 # Before the unit of work, never inside it: a transaction holding a write
                 # lock while waiting for the writer would deadlock with it.
                 await services.activity.flush()

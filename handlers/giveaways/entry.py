@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from handlers.core.args import Integer, Param
-from handlers.core.context import HandlerContext
+from handlers.core.context import HandlerContext, Services
 from handlers.core.errors import NotFound, UserInputError
 from handlers.core.events import ButtonPressed, CommandEvent, Event, Role
 from handlers.core.outgoing import OutgoingMessage
@@ -68,9 +68,9 @@ async def enter(ctx: HandlerContext, giveaway_id: int) -> OutgoingMessage:
         )
         if rules.min_messages
         else 0,
-        known_since=await member_since(
-            ctx.session, ctx.community.id, platform, event.actor.user_id
-        ),
+        known_since=await member_since(ctx.session, ctx.community.id, platform, event.actor.user_id)
+        if rules.member_for
+        else None,
     )
     problems = unmet(rules, standing, now)
     if problems:
@@ -116,7 +116,19 @@ async def enter(ctx: HandlerContext, giveaway_id: int) -> OutgoingMessage:
     )
 
 
-@router.button(lifecycle.ENTER_PREFIX, fresh_activity=True)
+async def rules_read_activity(event: ButtonPressed, services: Services) -> bool:
+    """Whether the pressed giveaway's rules count messages or tenure: only then must the
+    activity writer flush first (a wait for its next batch on every press otherwise)."""
+    raw = event.data.removeprefix(lifecycle.ENTER_PREFIX)
+    if not raw.isdigit():
+        return False  # the handler says it can't find it
+    async with services.db.session() as session:
+        requirements = await store.requirements_of(session, int(raw))
+    rules = Rules.from_json(requirements)
+    return bool(rules.min_messages or rules.member_for)
+
+
+@router.button(lifecycle.ENTER_PREFIX, fresh_activity=rules_read_activity)
 async def press_enter(event: ButtonPressed, ctx: HandlerContext) -> OutgoingMessage:
     """A member pressed a giveaway's Enter button."""
     raw = event.data.removeprefix(lifecycle.ENTER_PREFIX)
