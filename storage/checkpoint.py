@@ -22,7 +22,7 @@ import os
 import sqlite3
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,10 @@ class CheckpointPace:
     busy: float = BUSY_EVERY
     idle: float = IDLE_EVERY
     quiet: float = QUIET_FOR
-    _frames: int = -1
-    _unchanged: float = 0.0  # seconds without a new frame, as far as the passes can tell
-    _waited: float = BUSY_EVERY
+    _frames: int = field(default=-1, init=False)
+    # Seconds without a new frame, as far as the passes can tell.
+    _unchanged: float = field(default=0.0, init=False)
+    _waited: float = field(default=0.0, init=False)
 
     def after(self, frames: int) -> float:
         """Seconds until the next pass, given the WAL's frame count seen by this one."""
