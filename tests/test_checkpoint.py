@@ -52,6 +52,8 @@ async def test_a_passive_checkpoint_copies_every_committed_frame(tmp_path: Path)
                         created_at=datetime(2030, 1, 1, tzinfo=UTC),
                     )
                 )
+        assert db.checkpointer is not None
+        db.checkpointer.stop()  # its own pass would make this one report busy
         reader = sqlite3.connect(path, isolation_level=None)
         try:
             busy, frames, done = checkpoint(reader)
