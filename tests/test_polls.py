@@ -653,7 +653,8 @@ async def test_closes_due_together_are_made_in_one_transaction_and_posted_once(
         event.listen(services.db.engine.sync_engine, "commit", on_commit)
         job = lifecycle.SETTLE_JOB
         await asyncio.gather(*(scheduler.run_now(job, poll_id=p.id) for p in polls))
-        assert commits[0] == 2  # the closes and tallies; the result message ids
+        # The closes; the tallies, read after them; the result message ids.
+        assert commits[0] == 3
         await asyncio.gather(*(scheduler.run_now(job, poll_id=p.id) for p in polls))
         assert len(results_posted(managed)) == 4
         for p in polls:
@@ -689,3 +690,35 @@ async def test_a_result_failing_to_post_in_a_batch_leaves_the_others_posted(
     assert posted[polls[0].id] and posted[polls[2].id]
     assert posted[polls[1].id] is None  # its lease runs out and the sweep tries again
     assert len(results_posted(managed)) == 2
+
+
+async def test_tallies_that_cannot_be_read_after_a_batch_close_are_posted_by_the_sweep(
+    dispatcher, managed, services, clock, monkeypatch
+):
+    import asyncio
+
+    from scheduler.service import SchedulerService
+
+    polls = [await make(dispatcher, managed, f"Q{n}? | a | b --closes 30m") for n in range(2)]
+    clock.advance(minutes=30)
+    real = lifecycle._load
+
+    async def unreadable(*args, **kwargs):
+        raise RuntimeError("database gone for a moment")
+
+    monkeypatch.setattr(lifecycle, "_load", unreadable)
+    scheduler = SchedulerService()
+    lifecycle.install(services, scheduler)
+    job = lifecycle.SETTLE_JOB
+    await asyncio.gather(*(scheduler.run_now(job, poll_id=p.id) for p in polls))
+    for p in polls:
+        row = await poll_row(services.db, p.id)
+        assert row.status == "closed" and row.result_message_id is None
+    assert results_posted(managed) == []
+    monkeypatch.setattr(lifecycle, "_load", real)
+    assert await lifecycle.sweep(services) == 0  # the batch's lease still holds
+    clock.advance(minutes=3)
+    assert await lifecycle.sweep(services) == 2
+    assert len(results_posted(managed)) == 2
+    for p in polls:
+        assert (await poll_row(services.db, p.id)).result_message_id is not None
