@@ -345,11 +345,9 @@ class Dispatcher:
             )
         return sent
 
-    async def _wants_fresh(self, event: Event, freshness: Freshness) -> bool:
-        if isinstance(freshness, bool):
-            return freshness
+    async def _check_fresh(self, event: Event, check: FreshCheck) -> bool:
         try:
-            return bool(await freshness(event, self.services))
+            return bool(await check(event, self.services))
         except Exception:
             log.exception("freshness check failed for event %s; flushing", event.key)
             return True
@@ -378,7 +376,11 @@ class Dispatcher:
         spec = found.spec if found else None
         committed: list[Callable[[], Awaitable[object]]] = []
         try:
-            if await self._wants_fresh(event, spec.fresh_activity if spec is not None else fresh):
+            freshness = spec.fresh_activity if spec is not None else fresh
+            # A plain True/False costs no coroutine: this runs for every handled message.
+            if freshness is True or (
+                not isinstance(freshness, bool) and await self._check_fresh(event, freshness)
+            ):
                 # Before the unit of work, never inside it: a transaction holding a write
                 # lock while waiting for the writer would deadlock with it.
                 await services.activity.flush()
