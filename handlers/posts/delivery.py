@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -123,6 +123,19 @@ async def _yesterday(session: AsyncSession, community_id: int, today: date) -> t
     return (row.messages, row.active_members) if row is not None else (0, 0)
 
 
+async def _once(
+    memo: dict[tuple[Any, ...], Any] | None,
+    key: tuple[Any, ...],
+    read: Callable[[], Awaitable[Any]],
+) -> Any:
+    """`read()`, or what it gave before for `key` in this `memo` (None: no memo)."""
+    if memo is None:
+        return await read()
+    if key not in memo:
+        memo[key] = await read()
+    return memo[key]
+
+
 async def post_values(
     services: Services,
     session: AsyncSession,
@@ -136,20 +149,16 @@ async def post_values(
     (a batch of firings in one transaction) keeps each community's and chat's figures
     for the batch's other posts."""
     local = at.astimezone(zone(community.timezone))
-    day_key = ("day", community.id, local.date())
-    count_key = ("count", community.id, chat.platform, chat.chat_id)
-    if memo is not None and day_key in memo:
-        messages, active = memo[day_key]
-    else:
-        messages, active = await _yesterday(session, community.id, local.date())
-        if memo is not None:
-            memo[day_key] = (messages, active)
-    if memo is not None and count_key in memo:
-        member_count = memo[count_key]
-    else:
-        member_count = await _member_count(services, session, community, chat)
-        if memo is not None:
-            memo[count_key] = member_count
+    messages, active = await _once(
+        memo,
+        ("day", community.id, local.date()),
+        lambda: _yesterday(session, community.id, local.date()),
+    )
+    member_count = await _once(
+        memo,
+        ("count", community.id, chat.platform, chat.chat_id),
+        lambda: _member_count(services, session, community, chat),
+    )
     weekdays = services.renderer.catalog(community.locale).get("weekdays", [])
     return {
         "community": community.title or chat.community_name or "",
