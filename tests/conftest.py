@@ -169,5 +169,19 @@ async def services(db: Database, clock: FakeClock) -> AsyncIterator[Services]:
 
 
 @pytest.fixture
+def flushes(services: Services, monkeypatch: pytest.MonkeyPatch) -> list[None]:
+    """One entry per `services.activity.flush()` call from here on (each still flushes)."""
+    calls: list[None] = []
+    real_flush = services.activity.flush
+
+    async def counting_flush() -> None:
+        calls.append(None)
+        await real_flush()
+
+    monkeypatch.setattr(services.activity, "flush", counting_flush)
+    return calls
+
+
+@pytest.fixture
 def dispatcher(services: Services) -> Dispatcher:
     return build_dispatcher(services)

@@ -131,16 +131,8 @@ async def test_min_messages_counts_recent_messages(dispatcher, managed, services
 
 
 async def test_a_press_waits_for_the_activity_writer_only_when_the_rules_count_activity(
-    dispatcher, managed, services, monkeypatch
+    dispatcher, managed, flushes
 ):
-    flushes: list[None] = []
-    real_flush = services.activity.flush
-
-    async def counting_flush() -> None:
-        flushes.append(None)
-        await real_flush()
-
-    monkeypatch.setattr(services.activity, "flush", counting_flush)
     plain = await start(dispatcher, managed, "2h 1 a mug")
     assert "You're in" in await enter(dispatcher, managed, MEMBERS[0], plain)
     assert flushes == []  # nothing in its rules reads messages or first sightings

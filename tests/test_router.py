@@ -266,17 +266,8 @@ async def test_an_unknown_word_after_a_group_command_lists_its_subcommands(app, 
 
 
 async def test_a_freshness_check_decides_per_event_and_a_failing_one_flushes(
-    services, gateway, monkeypatch
+    services, gateway, flushes
 ):
-    flushes: list[str] = []
-    real_flush = services.activity.flush
-
-    async def counting_flush() -> None:
-        flushes.append("flush")
-        await real_flush()
-
-    monkeypatch.setattr(services.activity, "flush", counting_flush)
-
     async def reads_activity(event: ButtonPressed, checked: Services) -> bool:
         assert checked is services
         if event.data.endswith(":broken"):
