@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from handlers.core.events import (
     ButtonPressed,
@@ -183,3 +184,21 @@ def press(
 ) -> ButtonPressed:
     n = next(_keys)
     return ButtonPressed(chat, who, at, f"press:{n}", message_id, data, f"interaction-{n}")
+
+
+def batch_commits(db: Any) -> list[int]:
+    """A one-item list counting the commits made by scheduler batches on `db` from here on
+    (not the activity writer's, nor the test's own)."""
+    import asyncio
+
+    from sqlalchemy import event
+
+    commits = [0]
+
+    def on_commit(_connection: Any) -> None:
+        task = asyncio.current_task()  # the greenlet runs inside the committing task
+        if task is not None and task.get_coro().__qualname__ == "SchedulerService._work":
+            commits[0] += 1
+
+    event.listen(db.engine.sync_engine, "commit", on_commit)
+    return commits

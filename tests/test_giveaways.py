@@ -14,7 +14,7 @@ from handlers.giveaways import lifecycle
 from handlers.giveaways.draw import commitment, verify
 from handlers.giveaways.lifecycle import record_of
 from storage.models import Giveaway, GiveawayEntry, GiveawayWinner
-from tests.fakes import T0, command, message, press, user
+from tests.fakes import T0, batch_commits, command, message, press, user
 
 BOSS = user("boss")
 MEMBERS = [user(name) for name in ("ann", "ben", "cat", "dan", "eve", "fay")]
@@ -476,22 +476,6 @@ async def _batch_scheduler(services):
     return scheduler
 
 
-def _batch_commits(services) -> list[int]:
-    import asyncio
-
-    from sqlalchemy import event
-
-    commits = [0]
-
-    def on_commit(_connection) -> None:
-        task = asyncio.current_task()  # the greenlet runs inside the committing task
-        if task is not None and task.get_coro().__qualname__ == "SchedulerService._work":
-            commits[0] += 1  # the batch's own (not the activity writer's)
-
-    event.listen(services.db.engine.sync_engine, "commit", on_commit)
-    return commits
-
-
 async def test_draws_due_together_are_made_in_one_transaction_and_posted_once(
     dispatcher, managed, services, clock
 ):
@@ -502,7 +486,7 @@ async def test_draws_due_together_are_made_in_one_transaction_and_posted_once(
         await enter(dispatcher, managed, MEMBERS[0], giveaway)
     clock.advance(hours=2)
     scheduler = await _batch_scheduler(services)
-    commits = _batch_commits(services)
+    commits = batch_commits(services.db)
     settle = lifecycle.SETTLE_JOB
     await asyncio.gather(*(scheduler.run_now(settle, giveaway_id=g.id) for g in giveaways))
     assert commits[0] == 2  # the draws and renders; the result message ids

@@ -15,7 +15,7 @@ from handlers.core.outgoing import Capabilities, SentMessage
 from handlers.polls import lifecycle
 from storage.models import PointsEntry, Poll
 from storage.models import PollVote as VoteRow
-from tests.fakes import CHAT, T0, RecordingGateway, command, press, user
+from tests.fakes import CHAT, T0, RecordingGateway, batch_commits, command, press, user
 
 BOSS = user("boss")
 ANN, BEN, CAT, DAN = (user(name) for name in ("ann", "ben", "cat", "dan"))
@@ -631,8 +631,6 @@ async def test_closes_due_together_are_made_in_one_transaction_and_posted_once(
 ):
     import asyncio
 
-    from sqlalchemy import event
-
     from scheduler.service import SchedulerService
 
     clock.set(T0.replace(year=2030))
@@ -640,17 +638,10 @@ async def test_closes_due_together_are_made_in_one_transaction_and_posted_once(
     services.scheduler = scheduler
     lifecycle.install(services, scheduler)
     await scheduler.start()
-    commits = [0]
-
-    def on_commit(_connection) -> None:
-        task = asyncio.current_task()  # the greenlet runs inside the committing task
-        if task is not None and task.get_coro().__qualname__ == "SchedulerService._work":
-            commits[0] += 1  # the batch's own (not the activity writer's)
-
     try:
         polls = [await make(dispatcher, managed, f"Q{n}? | a | b --closes 30m") for n in range(4)]
         clock.advance(minutes=30)
-        event.listen(services.db.engine.sync_engine, "commit", on_commit)
+        commits = batch_commits(services.db)
         job = lifecycle.SETTLE_JOB
         await asyncio.gather(*(scheduler.run_now(job, poll_id=p.id) for p in polls))
         # The closes; the tallies, read after them; the result message ids.

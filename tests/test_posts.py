@@ -15,7 +15,7 @@ from handlers.core.gateway import GatewayRegistry
 from handlers.posts import delivery
 from scheduler.service import SchedulerService
 from storage.models import Occurrence, PostAudit, PostTemplate, ScheduledPost
-from tests.fakes import RecordingGateway, command, user
+from tests.fakes import RecordingGateway, batch_commits, command, user
 
 # In the future, so the scheduler's real-time timers never fire by themselves in a test:
 # `run_due` moves them with the fake clock.
@@ -462,25 +462,11 @@ async def _due_together(dispatcher, gateway, services, texts: list[str]) -> list
     return [{"post_id": p.id, "due": p.next_run_at.isoformat()} for p in posts]
 
 
-def _count_commits(services: Services) -> list[int]:
-    from sqlalchemy import event
-
-    commits = [0]
-
-    def on_commit(_connection) -> None:
-        task = asyncio.current_task()  # the greenlet runs inside the committing task
-        if task is not None and task.get_coro().__qualname__ == "SchedulerService._work":
-            commits[0] += 1  # the batch's own (not the activity writer's)
-
-    event.listen(services.db.engine.sync_engine, "commit", on_commit)
-    return commits
-
-
 async def test_posts_due_together_are_claimed_in_one_transaction_and_sent_once(
     dispatcher, gateway, posting, services
 ):
     items = await _due_together(dispatcher, gateway, services, [f"Batch {n}" for n in range(5)])
-    commits = _count_commits(services)
+    commits = batch_commits(services.db)
     await asyncio.gather(*(posting.run_now(delivery.FIRE_JOB, **item) for item in items))
     # One transaction claims all five, one records the five sends.
     assert commits[0] == 2
