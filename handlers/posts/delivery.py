@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -42,7 +42,7 @@ from handlers.core.outgoing import OutgoingMessage
 from handlers.posts.compliance import review
 from handlers.posts.policy import PostPolicy
 from handlers.posts.schedule import Misfire, Schedule, parse_schedule_text
-from handlers.posts.text import PostTextError, PostTextRenderer
+from handlers.posts.text import VARIABLES, PostTextError, PostTextRenderer
 from handlers.settings import special_chat
 from scheduler.service import SchedulerService
 from storage import occurrences
@@ -144,32 +144,34 @@ async def post_values(
     at: datetime,
     *,
     memo: dict[tuple[Any, ...], Any] | None = None,
+    wanted: Collection[str] = VARIABLES,
 ) -> dict[str, Any]:
-    """The variables a post text may use, as of `at` in the community's time zone. `memo`
-    (a batch of firings in one transaction) keeps each community's and chat's figures
-    for the batch's other posts."""
+    """The variables a post text may use, as of `at` in the community's time zone; only
+    those `wanted` that cost a read (the figures are read only for a text that uses them).
+    `memo` (a batch of firings in one transaction) keeps each community's and chat's
+    figures for the batch's other posts."""
     local = at.astimezone(zone(community.timezone))
-    messages, active = await _once(
-        memo,
-        ("day", community.id, local.date()),
-        lambda: _yesterday(session, community.id, local.date()),
-    )
-    member_count = await _once(
-        memo,
-        ("count", community.id, chat.platform, chat.chat_id),
-        lambda: _member_count(services, session, community, chat),
-    )
     weekdays = services.renderer.catalog(community.locale).get("weekdays", [])
-    return {
+    values: dict[str, Any] = {
         "community": community.title or chat.community_name or "",
         "chat": chat.title or "",
         "date": local.date().isoformat(),
         "time": local.strftime("%H:%M"),
         "weekday": weekdays[local.weekday()] if len(weekdays) == 7 else local.strftime("%A"),
-        "member_count": member_count,
-        "messages_yesterday": messages,
-        "active_yesterday": active,
     }
+    if "messages_yesterday" in wanted or "active_yesterday" in wanted:
+        values["messages_yesterday"], values["active_yesterday"] = await _once(
+            memo,
+            ("day", community.id, local.date()),
+            lambda: _yesterday(session, community.id, local.date()),
+        )
+    if "member_count" in wanted:
+        values["member_count"] = await _once(
+            memo,
+            ("count", community.id, chat.platform, chat.chat_id),
+            lambda: _member_count(services, session, community, chat),
+        )
+    return values
 
 
 async def body_of(session: AsyncSession, post: ScheduledPost) -> str:
@@ -194,11 +196,11 @@ async def compose(
 ) -> str:
     """The post as it would go out at `at`: rendered, then checked against the word list."""
     chat = chat_of(post, community)
-    text = TEXTS.render(
-        await body_of(session, post),
-        await post_values(services, session, community, chat, at, memo=memo),
-        limit=limit,
+    prepared = TEXTS.prepare(await body_of(session, post))
+    values = await post_values(
+        services, session, community, chat, at, memo=memo, wanted=prepared.names
     )
+    text = prepared.render(values, limit=limit)
     if not post.compliance_override:
         found = review(text, PostPolicy.of(community.settings).words.words())
         if found:

@@ -22,7 +22,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from handlers.core.render import finalize_value
 
 MAX_BODY = 3500
-COMPILED_KEPT = 512  # compiled post bodies kept (all dropped when full)
+COMPILED_KEPT = 512  # prepared post bodies kept (all dropped when full)
 # What a post may say; `commands.toml` and the `/post` help list them too.
 VARIABLES = (
     "community",
@@ -97,13 +97,80 @@ class _PostSandbox(ImmutableSandboxedEnvironment):
         return self._binops[operator](left, right)
 
 
+# A body that is only text and bare `{{ variable }}`s (most posts) is filled in directly:
+# (text, None) or ("", variable name) in order. Jinja2 would print each variable as
+# `str(finalize(value))` too; compiling the body to Python costs more than the whole send.
+_Pieces = tuple[tuple[str, str | None], ...]
+
+
+def _pieces(tree: nodes.Template) -> _Pieces | None:
+    """The body as text and bare variables, or None when it uses anything more."""
+    pieces: list[tuple[str, str | None]] = []
+    for output in tree.body:
+        if not isinstance(output, nodes.Output):
+            return None
+        for child in output.nodes:
+            if type(child) is nodes.TemplateData:
+                pieces.append((child.data, None))
+            elif type(child) is nodes.Name:
+                pieces.append(("", child.name))
+            else:
+                return None
+    return tuple(pieces)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedText:
+    """A checked post body: the variables it uses, and how to fill them in."""
+
+    names: frozenset[str]
+    pieces: _Pieces | None
+    template: Template | None
+
+    def render(self, values: Mapping[str, Any], *, limit: int) -> str:
+        """The body with `values` filled in; raises PostTextError, never anything else."""
+        text = self._filled(values) if self.pieces is not None else self._rendered(values)
+        if not text:
+            raise PostTextError("empty_text")
+        if len(text) > limit:
+            raise PostTextError("rendered_too_long", length=len(text), limit=limit)
+        return text
+
+    def _filled(self, values: Mapping[str, Any]) -> str:
+        assert self.pieces is not None
+        parts: list[str] = []
+        for literal, name in self.pieces:
+            if name is None:
+                parts.append(literal)
+            elif name in values:
+                parts.append(str(finalize_value(values[name])))
+            else:  # as Jinja2's StrictUndefined says it
+                raise PostTextError(
+                    "unknown_variable", name=f"{name!r} is undefined", known=", ".join(VARIABLES)
+                )
+        return "".join(parts).strip()
+
+    def _rendered(self, values: Mapping[str, Any]) -> str:
+        assert self.template is not None
+        try:
+            return self.template.render(**dict(values)).strip()
+        except SecurityError:
+            raise PostTextError("not_allowed", what="unsafe operation") from None
+        except UndefinedError as exc:
+            raise PostTextError(
+                "unknown_variable", name=str(exc), known=", ".join(VARIABLES)
+            ) from None
+        except (TemplateError, ArithmeticError, TypeError, ValueError) as exc:
+            raise PostTextError("render_failed", message=type(exc).__name__) from None
+
+
 @dataclass(frozen=True, slots=True)
 class PostTextRenderer:
     """Checks and renders post bodies."""
 
     env: _PostSandbox
-    # Compiled bodies by source, checked already: a recurring post compiles once.
-    compiled: dict[str, Template] = field(default_factory=dict)
+    # Prepared bodies by source, checked already: a recurring post is prepared once.
+    prepared: dict[str, PreparedText] = field(default_factory=dict)
 
     @classmethod
     def create(cls) -> PostTextRenderer:
@@ -143,29 +210,30 @@ class PostTextRenderer:
                 raise PostTextError("text_too_long", limit=MAX_BODY)
         return tree
 
+    def prepare(self, source: str) -> PreparedText:
+        """`source` checked and made ready to render (kept for the next run of the same
+        text); raises PostTextError, never anything else."""
+        ready = self.prepared.get(source)
+        if ready is not None:
+            return ready
+        tree = self._checked(source)
+        names = frozenset(node.name for node in tree.find_all(nodes.Name))
+        pieces = _pieces(tree)
+        template = None
+        if pieces is None:
+            try:
+                template = self.env.from_string(tree)
+            except (TemplateError, ArithmeticError, TypeError, ValueError) as exc:
+                raise PostTextError("render_failed", message=type(exc).__name__) from None
+        ready = PreparedText(names, pieces, template)
+        if len(self.prepared) >= COMPILED_KEPT:
+            self.prepared.clear()
+        self.prepared[source] = ready
+        return ready
+
     def render(self, source: str, values: Mapping[str, Any], *, limit: int) -> str:
         """The body with `values` filled in; raises PostTextError, never anything else."""
-        template = self.compiled.get(source)
-        try:
-            if template is None:
-                template = self.env.from_string(self._checked(source))
-                if len(self.compiled) >= COMPILED_KEPT:
-                    self.compiled.clear()
-                self.compiled[source] = template
-            text = template.render(**dict(values)).strip()
-        except SecurityError:
-            raise PostTextError("not_allowed", what="unsafe operation") from None
-        except UndefinedError as exc:
-            raise PostTextError(
-                "unknown_variable", name=str(exc), known=", ".join(VARIABLES)
-            ) from None
-        except (TemplateError, ArithmeticError, TypeError, ValueError) as exc:
-            raise PostTextError("render_failed", message=type(exc).__name__) from None
-        if not text:
-            raise PostTextError("empty_text")
-        if len(text) > limit:
-            raise PostTextError("rendered_too_long", length=len(text), limit=limit)
-        return text
+        return self.prepare(source).render(values, limit=limit)
 
 
 def _describe(node: nodes.Node) -> str:
