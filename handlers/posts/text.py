@@ -22,7 +22,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from handlers.core.render import finalize_value
 
 MAX_BODY = 3500
-COMPILED_KEPT = 512  # prepared post bodies kept (all dropped when full)
+PREPARED_KEPT = 512  # prepared post bodies kept (all dropped when full)
 # What a post may say; `commands.toml` and the `/post` help list them too.
 VARIABLES = (
     "community",
@@ -226,7 +226,7 @@ class PostTextRenderer:
             except (TemplateError, ArithmeticError, TypeError, ValueError) as exc:
                 raise PostTextError("render_failed", message=type(exc).__name__) from None
         ready = PreparedText(names, pieces, template)
-        if len(self.prepared) >= COMPILED_KEPT:
+        if len(self.prepared) >= PREPARED_KEPT:
             self.prepared.clear()
         self.prepared[source] = ready
         return ready
