@@ -54,6 +54,7 @@ from bench import telegram_payloads as tp
 from bot.app import build_dispatcher
 from bot.discord_adapter.adapter import DiscordAdapter, DiscordSettings, intents
 from bot.discord_adapter.translate import translate_message
+from bot.heap import release_heap, settle_heap
 from bot.telegram_adapter.adapter import TelegramAdapter, TelegramSettings
 from bot.telegram_adapter.translate import BotIdentity, translate
 from handlers.core.clock import SystemClock
@@ -312,16 +313,20 @@ async def run_telegram_e2e(
     _silence(adapter.gateway, guard)
     process = adapter.process_raw
     done = 0
-    started = clock()
-    await writer.start()
-    for body in tp.bodies(path, limit):
-        batch = json.loads(body)["result"]
-        await process(batch)
-        if tick is not None:
-            done += len(batch)
-            tick(done)
-    await writer.stop()
-    took = clock() - started
+    settle_heap()  # as `commops run` does once it has started
+    try:
+        started = clock()
+        await writer.start()
+        for body in tp.bodies(path, limit):
+            batch = json.loads(body)["result"]
+            await process(batch)
+            if tick is not None:
+                done += len(batch)
+                tick(done)
+        await writer.stop()
+        took = clock() - started
+    finally:
+        release_heap()
     _keep_stats(writer, stats, replies=guard.calls)
     return took
 
@@ -337,20 +342,24 @@ async def run_writer(
     writer = ActivityWriter(db, batch_size=BATCH_SIZE)
     took = 0.0
     done = 0
-    await writer.start()
-    for chunk in fl.chunks(path, limit, CHUNK):
-        records = [record_of(r) for r in chunk]
+    settle_heap()  # as `commops run` does once it has started
+    try:
+        await writer.start()
+        for chunk in fl.chunks(path, limit, CHUNK):
+            records = [record_of(r) for r in chunk]
+            started = clock()
+            for record in records:
+                await writer.record(record)
+            await writer.flush()
+            took += clock() - started
+            done += len(records)
+            if tick is not None:
+                tick(done)
         started = clock()
-        for record in records:
-            await writer.record(record)
-        await writer.flush()
+        await writer.stop()
         took += clock() - started
-        done += len(records)
-        if tick is not None:
-            tick(done)
-    started = clock()
-    await writer.stop()
-    took += clock() - started
+    finally:
+        release_heap()
     _keep_stats(writer, stats)
     return took
 
@@ -488,11 +497,15 @@ async def run_discord_e2e(
     guard = NoReplies()
     _silence(adapter.gateway, guard)
     world = await discord_world(load, client)
-    started = clock()
-    await writer.start()
-    await _feed(world, path, limit)
-    await writer.stop()
-    took = clock() - started
+    settle_heap()  # as `commops run` does once it has started
+    try:
+        started = clock()
+        await writer.start()
+        await _feed(world, path, limit)
+        await writer.stop()
+        took = clock() - started
+    finally:
+        release_heap()
     _keep_stats(writer, stats, replies=guard.calls)
     return took
 

@@ -18,7 +18,6 @@ Latency = the reply's arrival at the gateway - the moment the update went to the
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
 import random
 import statistics
@@ -41,7 +40,7 @@ from bench import (
 )
 from bench.scheduler import StampingGateway, percentiles
 from bot.app import build_dispatcher
-from bot.heap import freeze_start_up
+from bot.heap import release_heap, settle_heap
 from handlers.core.clock import SystemClock
 from handlers.core.context import Services
 from handlers.core.events import (
@@ -279,7 +278,7 @@ async def run_once(target: Target, load: Workload, loaded: bool, rep: int) -> Ru
         await writer.start()
         try:
             giveaway_id = await _seed(services, dispatcher, load)
-            freeze_start_up()  # as `commops run` does once it has started
+            settle_heap()  # as `commops run` does once it has started
             commands = _commands(load, giveaway_id)
             background_start = datetime.now(UTC)
             background = stream(load, f"bg{rep}", background_start)
@@ -306,7 +305,7 @@ async def run_once(target: Target, load: Workload, loaded: bool, rep: int) -> Ru
                 run.background, run.background_seconds = await producer
         finally:
             await writer.stop()
-            gc.unfreeze()
+            release_heap()
         handled = [e for _, e in commands] + messages(
             load, run.background, f"bg{rep}", background_start
         )

@@ -14,7 +14,6 @@ Variants, interleaved, each a fresh run over the same stretch of REAL time:
 from __future__ import annotations
 
 import asyncio
-import gc
 import random
 import secrets
 import statistics
@@ -39,7 +38,7 @@ from bench import (
     interleave,
     progress,
 )
-from bot.heap import freeze_start_up
+from bot.heap import release_heap, settle_heap
 from handlers.alerts import lifecycle as alert_lifecycle
 from handlers.analytics import delivery as analytics_delivery
 from handlers.core.clock import SystemClock
@@ -371,7 +370,7 @@ async def run_commops(target: Target, load: Workload, items: Sequence[Item], rep
         started = time.perf_counter()
         await scheduler.start()
         startup = time.perf_counter() - started
-        freeze_start_up()  # as `commops run` does once the app (its scheduler too) has started
+        settle_heap()  # as `commops run` does once the app (its scheduler too) has started
         due = {item.chat_id: perf_anchor + item.offset for item in items}
         try:
             await _watch(
@@ -385,7 +384,7 @@ async def run_commops(target: Target, load: Workload, items: Sequence[Item], rep
             problems = await _settled(db, load, items, time.perf_counter() + load.drain)
         finally:
             await scheduler.stop()
-            gc.unfreeze()  # this repetition's objects become collectable again
+            release_heap()  # this repetition's objects become collectable again
         run = Run({kind: [] for kind in KINDS}, startup, problems)
         for item in items:
             arrivals = gateway.sends.get(item.chat_id, [])

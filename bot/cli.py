@@ -123,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _run(config: Config, script: Path | None) -> int:
     from bot.app import CommopsApp
-    from bot.heap import freeze_start_up
+    from bot.heap import settle_heap
 
     app = CommopsApp(config, console_script=script)
     stop = asyncio.Event()
@@ -132,7 +132,7 @@ async def _run(config: Config, script: Path | None) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     await app.start()
-    logging.getLogger("commops").debug("%d start-up objects frozen", freeze_start_up())
+    logging.getLogger("commops").debug("%d start-up objects frozen", settle_heap())
     try:
         await app.run(stop)
     finally:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import build_dispatcher
+from bot.heap import release_heap
 from handlers.alerts.state import REGISTRY as WATCH_REGISTRY
 from handlers.core.context import Services
 from handlers.core.render import Renderer
@@ -111,10 +112,12 @@ async def pg_db() -> AsyncIterator[Database]:
 
 @pytest.fixture(autouse=True)
 def _heap_unfrozen() -> Iterator[None]:
-    """`commops run` in-process freezes the heap (`bot.heap`): give the next test a live one."""
+    """`commops run` in-process settles the heap (`bot.heap`): give the next test a live one,
+    collected as usual."""
+    before = gc.get_threshold()
     yield
-    if gc.get_freeze_count():
-        gc.unfreeze()
+    if gc.get_freeze_count() or gc.get_threshold() != before:
+        release_heap()
 
 
 @pytest.fixture

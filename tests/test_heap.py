@@ -1,11 +1,11 @@
-"""Start-up's heap is frozen: full collections no longer walk it."""
+"""The heap once the bot has started: start-up frozen, young collections spaced out."""
 
 from __future__ import annotations
 
 import gc
 import weakref
 
-from bot.heap import freeze_start_up
+from bot.heap import YOUNG_EVERY, release_heap, settle_heap
 
 
 class _Node:
@@ -16,9 +16,20 @@ class _Node:
 def test_start_up_garbage_is_collected_and_the_rest_frozen() -> None:
     kept = _Node()
     garbage = weakref.ref(_Node())  # a cycle nobody holds
-    frozen = freeze_start_up()
+    frozen = settle_heap()
     assert frozen == gc.get_freeze_count() > 0
     assert garbage() is None
     assert all(o is not kept for o in gc.get_objects())  # frozen: no collection walks it
-    gc.unfreeze()
+    release_heap()
     assert any(o is kept for o in gc.get_objects())
+
+
+def test_young_collections_are_spaced_out_and_given_back() -> None:
+    before = gc.get_threshold()
+    settle_heap()
+    assert gc.get_threshold() == (YOUNG_EVERY, *before[1:])
+    cycle = weakref.ref(_Node())
+    gc.collect()  # a cycle still goes at the next collection
+    assert cycle() is None
+    release_heap()
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
