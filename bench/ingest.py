@@ -54,7 +54,7 @@ from bench import telegram_payloads as tp
 from bot.app import build_dispatcher
 from bot.discord_adapter.adapter import DiscordAdapter, DiscordSettings, intents
 from bot.discord_adapter.translate import translate_message
-from bot.heap import release_heap, settle_heap
+from bot.heap import settled
 from bot.telegram_adapter.adapter import TelegramAdapter, TelegramSettings
 from bot.telegram_adapter.translate import BotIdentity, translate
 from handlers.core.clock import SystemClock
@@ -313,8 +313,7 @@ async def run_telegram_e2e(
     _silence(adapter.gateway, guard)
     process = adapter.process_raw
     done = 0
-    settle_heap()  # as `commops run` does once it has started
-    try:
+    with settled():  # as `commops run` runs once it has started
         started = clock()
         await writer.start()
         for body in tp.bodies(path, limit):
@@ -325,8 +324,6 @@ async def run_telegram_e2e(
                 tick(done)
         await writer.stop()
         took = clock() - started
-    finally:
-        release_heap()
     _keep_stats(writer, stats, replies=guard.calls)
     return took
 
@@ -342,8 +339,7 @@ async def run_writer(
     writer = ActivityWriter(db, batch_size=BATCH_SIZE)
     took = 0.0
     done = 0
-    settle_heap()  # as `commops run` does once it has started
-    try:
+    with settled():  # as `commops run` runs once it has started
         await writer.start()
         for chunk in fl.chunks(path, limit, CHUNK):
             records = [record_of(r) for r in chunk]
@@ -358,8 +354,6 @@ async def run_writer(
         started = clock()
         await writer.stop()
         took += clock() - started
-    finally:
-        release_heap()
     _keep_stats(writer, stats)
     return took
 
@@ -497,15 +491,12 @@ async def run_discord_e2e(
     guard = NoReplies()
     _silence(adapter.gateway, guard)
     world = await discord_world(load, client)
-    settle_heap()  # as `commops run` does once it has started
-    try:
+    with settled():  # as `commops run` runs once it has started
         started = clock()
         await writer.start()
         await _feed(world, path, limit)
         await writer.stop()
         took = clock() - started
-    finally:
-        release_heap()
     _keep_stats(writer, stats, replies=guard.calls)
     return took
 

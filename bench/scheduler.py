@@ -38,7 +38,7 @@ from bench import (
     interleave,
     progress,
 )
-from bot.heap import release_heap, settle_heap
+from bot.heap import settled
 from handlers.alerts import lifecycle as alert_lifecycle
 from handlers.analytics import delivery as analytics_delivery
 from handlers.core.clock import SystemClock
@@ -370,21 +370,22 @@ async def run_commops(target: Target, load: Workload, items: Sequence[Item], rep
         started = time.perf_counter()
         await scheduler.start()
         startup = time.perf_counter() - started
-        settle_heap()  # as `commops run` does once the app (its scheduler too) has started
         due = {item.chat_id: perf_anchor + item.offset for item in items}
-        try:
-            await _watch(
-                f"{target.name} rep {rep}",
-                len(items),
-                lambda: sum(1 for chat in due if gateway.sends.get(chat)),
-                perf_anchor + load.seconds,
-                load.drain,
-            )
-            # The last sends arrived; their jobs still record the outcome before they end.
-            problems = await _settled(db, load, items, time.perf_counter() + load.drain)
-        finally:
-            await scheduler.stop()
-            release_heap()  # this repetition's objects become collectable again
+        # As `commops run` runs once the app (its scheduler too) has started; afterwards this
+        # repetition's objects become collectable again.
+        with settled():
+            try:
+                await _watch(
+                    f"{target.name} rep {rep}",
+                    len(items),
+                    lambda: sum(1 for chat in due if gateway.sends.get(chat)),
+                    perf_anchor + load.seconds,
+                    load.drain,
+                )
+                # The last sends arrived; their jobs still record the outcome before they end.
+                problems = await _settled(db, load, items, time.perf_counter() + load.drain)
+            finally:
+                await scheduler.stop()
         run = Run({kind: [] for kind in KINDS}, startup, problems)
         for item in items:
             arrivals = gateway.sends.get(item.chat_id, [])

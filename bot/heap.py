@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # The youngest generation is collected once this many container objects more were made than
 # freed (CPython's default is 700). Handling a message makes and frees a few hundred, so at
@@ -11,6 +13,7 @@ import gc
 # "The garbage collector" in `bench/README.md`). Reference counting frees nearly all of them
 # anyway; the collector is for cycles, and they wait a little longer now.
 YOUNG_EVERY = 10_000
+_THRESHOLDS_BEFORE = gc.get_threshold()
 
 
 def settle_heap() -> int:
@@ -36,4 +39,11 @@ def release_heap() -> None:
     gc.set_threshold(*_THRESHOLDS_BEFORE)
 
 
-_THRESHOLDS_BEFORE = gc.get_threshold()
+@contextmanager
+def settled() -> Iterator[int]:
+    """`settle_heap` for the block (benchmarks running the bot in-process, timed as
+    `commops run` runs), `release_heap` after it; gives how many objects were frozen."""
+    try:
+        yield settle_heap()
+    finally:
+        release_heap()

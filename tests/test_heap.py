@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from bot.heap import YOUNG_EVERY, release_heap, settle_heap
+from bot.heap import YOUNG_EVERY, release_heap, settle_heap, settled
 
 
 class _Node:
@@ -32,4 +32,12 @@ def test_young_collections_are_spaced_out_and_given_back() -> None:
     gc.collect()  # a cycle still goes at the next collection
     assert cycle() is None
     release_heap()
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_settled_gives_the_heap_back_after_the_block() -> None:
+    before = gc.get_threshold()
+    with settled() as frozen:
+        assert frozen == gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] == YOUNG_EVERY
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
