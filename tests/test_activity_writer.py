@@ -13,7 +13,6 @@ import itertools
 import random
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -518,7 +517,7 @@ async def test_a_refused_record_is_dropped_and_the_rest_lands(
 
     monkeypatch.setattr(activity_module, "write_batch", refusing)
     batch = messages(20)
-    batch[13] = replace(batch[13], event_key="poison", member_key="mallory")
+    batch[13] = batch[13]._replace(event_key="poison", member_key="mallory")
     writer = await write_batches(any_db, [batch])
 
     assert writer.stats.dropped == 1
@@ -535,7 +534,7 @@ async def test_a_refused_record_is_dropped_and_the_rest_lands(
 
 async def test_a_record_the_driver_cannot_bind_is_dropped(any_db: Database) -> None:
     good = messages(6)
-    naive = replace(good[2], event_key="naive", at=datetime(2026, 11, 20, 12, 30))
+    naive = good[2]._replace(event_key="naive", at=datetime(2026, 11, 20, 12, 30))
     writer = await write_batches(any_db, [[*good[:3], naive, *good[3:]]])
 
     assert writer.stats.dropped == 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -259,7 +258,7 @@ def _busy_timeout_50ms(dbapi_connection: Any, _record: Any) -> None:
 async def test_too_long_content_is_refused_not_cut_short(pg_db: Database) -> None:
     """The arrays are cast to unbounded types, so VARCHAR(16) still refuses 17 characters."""
     good = messages(4)
-    bad = replace(good[1], event_key="long", content="x" * 17)
+    bad = good[1]._replace(event_key="long", content="x" * 17)
     writer = await write_batches(pg_db, [[good[0], bad, *good[1:]]])
     assert (writer.stats.written, writer.stats.dropped) == (4, 1)
 

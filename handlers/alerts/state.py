@@ -60,7 +60,8 @@ MAX_HITS = 1000
 
 
 def key_of(event: Event) -> Key:
-    return (event.chat.platform.value, event.chat.community_id)
+    # `str()` of a StrEnum is its value, without `.value`'s Python-level property (per message).
+    return (str(event.chat.platform), event.chat.community_id)
 
 
 def watch_words(settings: dict[str, Any] | None) -> tuple[str, ...]:

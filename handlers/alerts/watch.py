@@ -89,10 +89,9 @@ def observe(state: CommunityWatch, event: MessageEvent) -> None:
 
 def worth_a_look(event: MessageEvent) -> bool:
     """The pre-filter: true only when this message should write alert hits now."""
-    if not _watchable(event):
-        return False
+    # The registry first: most communities watch nothing, and the lookup is the cheaper test.
     state = REGISTRY.get(key_of(event))
-    if state is None or _managers_own(event, state):
+    if state is None or not _watchable(event) or _managers_own(event, state):
         return False
     observe(state, event)
     return bool(state.pending) and state.due(event.at)

@@ -24,7 +24,7 @@ def activity_record(event: Event) -> ActivityRecord | None:
     is_reply = False
     if isinstance(event, MessageEvent):
         kind = ActivityKind.MESSAGE
-        content, length, is_reply = event.content.value, event.length, bool(event.reply_to_user_id)
+        content, length, is_reply = str(event.content), event.length, bool(event.reply_to_user_id)
     elif isinstance(event, CommandEvent):
         kind = ActivityKind.MESSAGE
         content, length = ContentKind.COMMAND.value, event.length
@@ -37,9 +37,11 @@ def activity_record(event: Event) -> ActivityRecord | None:
     else:
         return None
     chat, actor = event.chat, event.actor
+    # `str()` of a StrEnum is its value: a C call, where `.value` is a Python-level property
+    # (this runs for every message).
     return ActivityRecord(
         kind=kind,
-        platform=chat.platform.value,
+        platform=str(chat.platform),
         community_key=chat.community_id,
         chat_key=chat.chat_id,
         member_key=actor.user_id,
@@ -48,7 +50,7 @@ def activity_record(event: Event) -> ActivityRecord | None:
         event_key=event.key,
         community_title=chat.community_name,
         chat_title=chat.title,
-        chat_kind=chat.kind.value,
+        chat_kind=str(chat.kind),
         member_username=actor.username,
         content=content,
         length=length,

@@ -39,9 +39,9 @@ def _answerable(event: MessageEvent) -> bool:
 
 def _candidate(state: CommunityFaq, event: MessageEvent, now: float) -> int | None:
     """The entry this message would be answered from, as far as memory can tell."""
-    settings = state.settings
-    if not settings.enabled or state.index.empty:
+    if state.answers_nothing:
         return None
+    settings = state.settings
     user_id = event.actor.user_id
     if not settings.answer_managers and state.known_manager(user_id, now):
         return None
@@ -57,11 +57,13 @@ def _candidate(state: CommunityFaq, event: MessageEvent, now: float) -> int | No
 def worth_a_look(event: MessageEvent) -> bool:
     """The pre-filter: may this message get an FAQ answer? No I/O; true for the first
     message of a community whose FAQ this process has not loaded (or must reload)."""
-    if not _answerable(event):
-        return False
     key = key_of(event)
     now = CACHE.clock()
     state = CACHE.get(key)
+    if state is not None and state.answers_nothing and not state.stale(now):
+        return False  # the commonest verdict, and cheaper than looking at the text
+    if not _answerable(event):
+        return False
     if state is None or state.stale(now):
         if CACHE.claim_load(key):
             return True

@@ -43,7 +43,8 @@ THREAD_BUILD_FROM = 200
 
 
 def key_of(event: Event) -> Key:
-    return (event.chat.platform.value, event.chat.community_id)
+    # `str()` of a StrEnum is its value, without `.value`'s Python-level property (per message).
+    return (str(event.chat.platform), event.chat.community_id)
 
 
 @dataclass
@@ -59,6 +60,11 @@ class CommunityFaq:
     answered: dict[tuple[int, str], datetime] = field(default_factory=dict)
     # user id -> until when (monotonic) they are known to be a manager
     managers: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def answers_nothing(self) -> bool:
+        """Auto-answers are off, or there is no entry to answer from."""
+        return not self.settings.enabled or self.index.empty
 
     def stale(self, now: float) -> bool:
         return now - self.loaded_at >= TTL or store.generation(self.community_id) != self.generation
