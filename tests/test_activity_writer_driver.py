@@ -16,6 +16,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import DateTime, event, func, select, text
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -59,6 +61,19 @@ from tests.test_activity_writer import (
 )
 def test_sqlite_time_is_what_sqlalchemy_stores(at: datetime) -> None:
     """Text comparison in the membership merge needs one format for every writer."""
+    dialect = sqlite_dialect.dialect()
+    process = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert _sqlite_time(at) == process(at.astimezone(UTC).replace(tzinfo=None))
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from([UTC, ZoneInfo("Europe/Berlin"), ZoneInfo("Asia/Kolkata")]),
+    )
+)
+def test_sqlite_time_matches_sqlalchemy_for_any_instant(at: datetime) -> None:
     dialect = sqlite_dialect.dialect()
     process = DateTime().dialect_impl(dialect).bind_processor(dialect)
     assert _sqlite_time(at) == process(at.astimezone(UTC).replace(tzinfo=None))
