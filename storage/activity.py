@@ -1120,9 +1120,26 @@ class RetryableConflict(Exception):
     """PostgreSQL aborted a batch to break a deadlock or a serialization conflict."""
 
 
+class ConnectionLost(Exception):
+    """The batch's connection broke mid-transaction (SQLAlchemy invalidated it).
+
+    Not always an `OperationalError` or `InterfaceError`: SQLAlchemy's asyncpg adapter gives
+    asyncpg's `ConnectionDoesNotExistError` the generic `DBAPIError`, which would otherwise
+    read as refused data, and a batch split to find culprits while the server is away would
+    drop its records one by one.
+    """
+
+
 # Deadlock detected, serialization failure: the same batch succeeds when tried again.
 _RETRY_SQLSTATES = frozenset({"40P01", "40001"})
-_TRANSIENT = (OperationalError, InterfaceError, OSError, ConnectionError, RetryableConflict)
+_TRANSIENT = (
+    OperationalError,
+    InterfaceError,
+    OSError,
+    ConnectionError,
+    RetryableConflict,
+    ConnectionLost,
+)
 
 
 class ActivityWriter:
@@ -1427,6 +1444,8 @@ class ActivityWriter:
         except DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES:
                 raise RetryableConflict(str(exc.orig)) from exc
+            if exc.connection_invalidated:
+                raise ConnectionLost(str(exc.orig)) from exc
             raise
         self._communities.update(communities)
         if len(self._communities) > _ZONE_HINTS:

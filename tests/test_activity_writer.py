@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 import storage.activity as activity_module
 from storage import postdays
@@ -498,6 +498,30 @@ async def test_transient_failures_are_retried_without_loss(
     assert await event_count(any_db) == 23
     assert writer.stats.failed_attempts == 3
     assert (writer.stats.written, writer.stats.dropped, writer.stats.duplicates) == (23, 0, 0)
+
+
+async def test_a_batch_whose_connection_broke_is_retried_not_split_and_dropped(
+    any_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lost connection can surface as a plain `DBAPIError` (asyncpg's
+    `ConnectionDoesNotExistError`); SQLAlchemy marks it invalidated, and that is transient."""
+    real_write_batch = activity_module.write_batch
+    breaks = iter(range(6))  # split in halves, 20 records reach single ones within six
+
+    async def breaking(session: Any, records: Sequence[ActivityRecord], **kwargs: Any) -> Any:
+        if next(breaks, None) is not None:
+            raise DBAPIError(
+                "INSERT INTO activity_events", {}, Exception("connection lost"),
+                connection_invalidated=True,
+            )  # fmt: skip
+        return await real_write_batch(session, records, **kwargs)
+
+    monkeypatch.setattr(activity_module, "write_batch", breaking)
+    writer = await write_batches(any_db, [messages(20)], retry_delays=(0.001,))
+
+    assert writer.stats.failed_attempts == 6
+    assert (writer.stats.written, writer.stats.dropped, writer.stats.duplicates) == (20, 0, 0)
+    assert await event_count(any_db) == 20
 
 
 # --- 4. poison records -------------------------------------------------------------------------
