@@ -55,7 +55,6 @@ BOSS, ANN = user("boss"), user("ann")
 SPECS: list[CommandSpec] = [spec for router in FEATURES for spec in router.commands]
 # Tables the activity writer fills for every command (it records commands as activity): they
 # change whether or not the command itself was refused.
-# Written by the activity writer in its own time (commands are activity too), not by commands.
 ACTIVITY_TABLES = {
     "activity_events", "community_days", "community_hours", "member_days", "members",
     "memberships", "chats", "communities",

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from handlers.core.events import Event, MessageEvent
+from handlers.core.events import MessageEvent
 from handlers.settings import special_chat
 from storage.models import Community
 
@@ -57,11 +57,6 @@ SPIKE_MIN_SHARE = 0.3
 MAX_NAMED = 5
 # Word hits remembered per word for "times in the window" (a storm needs no more).
 MAX_HITS = 1000
-
-
-def key_of(event: Event) -> Key:
-    # `str()` of a StrEnum is its value, without `.value`'s Python-level property (per message).
-    return (str(event.chat.platform), event.chat.community_id)
 
 
 def watch_words(settings: dict[str, Any] | None) -> tuple[str, ...]:

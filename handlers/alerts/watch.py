@@ -27,7 +27,6 @@ from handlers.alerts.state import (
     WINDOW_MINUTES,
     WORD,
     CommunityWatch,
-    key_of,
 )
 from handlers.core.context import HandlerContext, Services
 from handlers.core.events import ChatKind, ContentKind, MessageEvent
@@ -90,7 +89,7 @@ def observe(state: CommunityWatch, event: MessageEvent) -> None:
 def worth_a_look(event: MessageEvent) -> bool:
     """The pre-filter: true only when this message should write alert hits now."""
     # The registry first: most communities watch nothing, and the lookup is the cheaper test.
-    state = REGISTRY.get(key_of(event))
+    state = REGISTRY.get(event.chat.community_key)
     if state is None or not _watchable(event) or _managers_own(event, state):
         return False
     observe(state, event)
@@ -99,7 +98,7 @@ def worth_a_look(event: MessageEvent) -> bool:
 
 async def on_message(event: MessageEvent, ctx: HandlerContext) -> None:
     """Write the community's pending hits; tell the managers once this has committed."""
-    state = REGISTRY.get(key_of(event))
+    state = REGISTRY.get(event.chat.community_key)
     # The community row was just read: its settings are the freshest there are.
     current = REGISTRY.update(ctx.community)
     if state is None or current is not state:

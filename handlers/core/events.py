@@ -67,6 +67,13 @@ class ChatRef:
         """The community's own name: the server's on Discord, the group's on Telegram."""
         return self.community_title or self.title
 
+    @property
+    def community_key(self) -> tuple[str, str]:
+        """(platform, community id): how per-community memory in this process is keyed."""
+        # `str()` of a StrEnum is its value, without `.value`'s Python-level property: this
+        # runs for every message.
+        return (str(self.platform), self.community_id)
+
 
 @dataclass(frozen=True, slots=True)
 class UserRef:

@@ -429,7 +429,7 @@ class Dispatcher:
         return sent
 
     def _remember_locale(self, event: Event, locale: str) -> None:
-        key = (event.chat.platform.value, event.chat.community_id)
+        key = event.chat.community_key
         if self._locales.get(key) != locale:
             if len(self._locales) >= MAX_MEMO:
                 self._locales.clear()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from handlers.core.context import HandlerContext
 from handlers.core.events import ChatKind, ContentKind, MessageEvent, Role
 from handlers.core.outgoing import OutgoingMessage
-from handlers.faq.cache import CACHE, CommunityFaq, key_of
+from handlers.faq.cache import CACHE, CommunityFaq
 from handlers.faq.defaults import faq_settings
 from handlers.faq.matcher import phrasings
 from storage import faq as store
@@ -57,7 +57,7 @@ def _candidate(state: CommunityFaq, event: MessageEvent, now: float) -> int | No
 def worth_a_look(event: MessageEvent) -> bool:
     """The pre-filter: may this message get an FAQ answer? No I/O; true for the first
     message of a community whose FAQ this process has not loaded (or must reload)."""
-    key = key_of(event)
+    key = event.chat.community_key
     now = CACHE.clock()
     state = CACHE.get(key)
     if state is not None and state.answers_nothing and not state.stale(now):
@@ -74,7 +74,7 @@ def worth_a_look(event: MessageEvent) -> bool:
 
 async def answer(event: MessageEvent, ctx: HandlerContext) -> OutgoingMessage | None:
     """Answer the message from the closest FAQ entry, if the member may have it now."""
-    key = key_of(event)
+    key = event.chat.community_key
     settings = faq_settings(ctx.services.features, ctx.community.settings)
     state = await CACHE.load(ctx.session, key, ctx.community.id, settings)
     if not _answerable(event):

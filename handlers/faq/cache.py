@@ -22,7 +22,6 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.core.events import Event
 from handlers.faq.defaults import FaqDefaults
 from handlers.faq.matcher import FaqIndex
 from storage import faq as store
@@ -40,11 +39,6 @@ MAX_ANSWERED_MEMO = 20_000
 MAX_MANAGER_MEMO = 2_000
 # Larger FAQs are indexed on a worker thread (~0.1 ms an entry), so chats keep flowing.
 THREAD_BUILD_FROM = 200
-
-
-def key_of(event: Event) -> Key:
-    # `str()` of a StrEnum is its value, without `.value`'s Python-level property (per message).
-    return (str(event.chat.platform), event.chat.community_id)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from handlers.core.events import CommandEvent, MessageEvent, Role
 from handlers.core.outgoing import OutgoingMessage
 from handlers.core.router import Router
 from handlers.faq import autoanswer
-from handlers.faq.cache import CACHE, CommunityFaq, key_of
+from handlers.faq.cache import CACHE, CommunityFaq
 from handlers.faq.defaults import SETTINGS_KEY, FaqDefaults, faq_settings
 from handlers.faq.matcher import FaqIndex, features, phrasings
 from storage import faq as store
@@ -51,7 +51,7 @@ def _problem(problem: str, **values: Any) -> UserInputError:
 async def _state(ctx: HandlerContext) -> CommunityFaq:
     """This community's index and settings (from memory when fresh)."""
     settings = faq_settings(ctx.services.features, ctx.community.settings)
-    return await CACHE.load(ctx.session, key_of(ctx.event), ctx.community.id, settings)
+    return await CACHE.load(ctx.session, ctx.event.chat.community_key, ctx.community.id, settings)
 
 
 def _split(text: str) -> tuple[str, str]:
