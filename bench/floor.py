@@ -30,6 +30,7 @@ import asyncpg
 from bench import clock
 from bench.telegram_payloads import updates
 from storage.activity import (
+    DEFAULT_BATCH_SIZE,
     INSERT_EVENTS,
     UPSERT_COMMUNITY_DAYS,
     UPSERT_COMMUNITY_HOURS,
@@ -43,7 +44,8 @@ from storage.checkpoint import WalCheckpointer
 from storage.db import SQLITE_PRAGMAS, Database
 from storage.postdays import mask_of
 
-BATCH = 500
+# Batches as large as the writer's (`ActivityWriter`'s default): the same transactions.
+BATCH = DEFAULT_BATCH_SIZE
 # Updates extracted (untimed) per round, to keep memory flat on a million-event run.
 CHUNK = 50_000
 _SQLITE_VARIABLES = 30_000

@@ -62,7 +62,14 @@ from handlers.core.context import Services
 from handlers.core.events import MessageEvent
 from handlers.core.recording import activity_record
 from handlers.core.render import Renderer
-from storage.activity import ActivityKind, ActivityRecord, ActivityWriter, CommunityDefaults, zone
+from storage.activity import (
+    DEFAULT_BATCH_SIZE,
+    ActivityKind,
+    ActivityRecord,
+    ActivityWriter,
+    CommunityDefaults,
+    zone,
+)
 from storage.db import Database
 from storage.models import (
     ActivityEvent,
@@ -89,7 +96,7 @@ DATABASE_FREE = frozenset({DE_JSON, DISCORD_PARSE})
 # Compared with the storage floor (the others parse only, or are the floor).
 WRITES = (E2E, WRITER, NAIVE, DISCORD_E2E)
 
-BATCH_SIZE = 500
+BATCH_SIZE = DEFAULT_BATCH_SIZE  # as `commops run` writes by default
 WARMUP_EVENTS = 200
 PROGRESS_SECONDS = 5.0
 # Records and parsed updates are built this many at a time outside the timing (flat memory).
@@ -851,7 +858,7 @@ async def _warm_up(target: Target, p: Plan, renderer: Renderer) -> None:
 def _notes(p: Plan) -> dict[str, str]:
     n = p.load.events
     notes = {
-        E2E: "process_raw, writer batches of 500",
+        E2E: f"process_raw, writer batches of {BATCH_SIZE}",
         FLOOR: "raw driver, pre-extracted tuples",
         FLOOR_BARE: "events, chats, members only",
         WRITER: "ActivityRecords built untimed",

@@ -59,7 +59,7 @@ from handlers.core.render import Renderer
 from handlers.core.router import Dispatcher
 from handlers.giveaways.draw import commitment
 from handlers.giveaways.lifecycle import ENTER_PREFIX
-from storage.activity import ActivityWriter
+from storage.activity import DEFAULT_BATCH_SIZE, ActivityWriter
 from storage.models import ActivityEvent, Community, Giveaway, GiveawayEntry
 
 NAME = "latency"
@@ -72,7 +72,7 @@ ROWS = {(v, c): f"{c}, {v}" for v in VARIANTS for c in COMMANDS}
 TICK = 0.010  # the producer's pacing: one burst every 10 ms
 PLATFORM = Platform.TELEGRAM
 # The ActivityWriter settings `bot/app.py` uses by default (`[activity]` in the config).
-WRITER = {"batch_size": 500, "flush_interval": 1.0, "queue_size": 20_000}
+WRITER = {"batch_size": DEFAULT_BATCH_SIZE, "flush_interval": 1.0, "queue_size": 20_000}
 
 
 @dataclass(frozen=True)

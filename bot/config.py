@@ -21,6 +21,7 @@ from handlers.core.limits import LimitSettings
 from handlers.faq.defaults import FaqDefaults
 from handlers.points.rules import PointsRules
 from handlers.privacy.retention import PrivacySettings
+from storage.activity import DEFAULT_BATCH_SIZE
 from storage.db import DatabaseURLError, async_url
 
 DEFAULT_CONFIG_FILE = "commops.toml"
@@ -109,7 +110,7 @@ class DefaultsSection(_Section):
 
 
 class ActivitySection(_Section):
-    batch_size: int = Field(500, ge=1, le=10_000)
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=10_000)
     flush_interval: float = Field(1.0, gt=0, le=60)
     queue_size: int = Field(20_000, ge=100, le=10_000_000)
 

@@ -1142,6 +1142,14 @@ _TRANSIENT = (
 )
 
 
+# Records per batch at most (`[activity] batch_size`). Batches only fill up when messages
+# arrive faster than they are written; then each commit's fixed costs and the pages it
+# rewrites are shared by more records. In `bench` ingest, 2,000 against 500 wrote 18% more
+# events a second on SQLite and 13% more on PostgreSQL, while a batch holds SQLite's write
+# lock for tens of milliseconds, not hundreds (commands that write queue behind it).
+DEFAULT_BATCH_SIZE = 2_000
+
+
 class ActivityWriter:
     """Buffers activity records and writes them in batches by size and by time.
 
@@ -1156,7 +1164,7 @@ class ActivityWriter:
         db: Database,
         *,
         defaults: CommunityDefaults = CommunityDefaults(),
-        batch_size: int = 500,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         flush_interval: float = 1.0,
         queue_size: int = 20_000,
         retry_delays: Sequence[float] = (0.2, 0.5, 1.0, 2.0, 5.0),
