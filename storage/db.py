@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,27 @@ async def transition(
 def dialect_insert(session: AsyncSession) -> Any:
     """The session's dialect `insert`, for `ON CONFLICT` upserts (SQLite and PostgreSQL)."""
     return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+
+
+class DialectInsert:
+    """An `INSERT … ON CONFLICT` statement built once per dialect, for paths run per command.
+
+    Building a statement costs more than running it on a warm connection (SQLAlchemy coerces
+    every value and comparison); one built once also keeps its cache key. Execute it with
+    the row as parameters: `session.execute(stmt.of(session), row)`.
+    """
+
+    def __init__(self, build: Callable[[Any], Any]) -> None:
+        self._build = build  # takes the dialect's `insert`
+        self._built: dict[str, Any] = {}
+
+    def of(self, session: AsyncSession) -> Any:
+        name = session.bind.dialect.name
+        built = self._built.get(name)
+        if built is None:
+            insert = postgresql.insert if name == "postgresql" else sqlite.insert
+            built = self._built[name] = self._build(insert)
+        return built
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import dialect_insert, transition
+from storage.db import DialectInsert, transition
 from storage.models import Community, Giveaway, GiveawayEntry, GiveawayWinner
 from storage.privacy import opted_out
 
@@ -53,9 +53,7 @@ async def get(session: AsyncSession, community_id: int, giveaway_id: int) -> Giv
 
 async def requirements_of(session: AsyncSession, giveaway_id: int) -> dict[str, Any] | None:
     """A giveaway's entry rules as stored (None: no such giveaway); they never change."""
-    return await session.scalar(
-        select(GIVEAWAYS.c.requirements).where(GIVEAWAYS.c.id == giveaway_id)
-    )
+    return await session.scalar(_REQUIREMENTS, {"p_id": giveaway_id})
 
 
 async def by_id(session: AsyncSession, giveaway_id: int) -> Giveaway | None:
@@ -75,6 +73,29 @@ _RECORD_RESULT = (
     .where(GIVEAWAYS.c.id == bindparam("p_id"))
     .values(result_message_id=bindparam("p_msg"))
 )
+# An entry's statements, run on every Enter press.
+_REQUIREMENTS = select(GIVEAWAYS.c.requirements).where(GIVEAWAYS.c.id == bindparam("p_id"))
+_ENTRY_OF = select(
+    ENTRIES.c.user_id, ENTRIES.c.entrant_id, ENTRIES.c.display_name, ENTRIES.c.weight
+).where(ENTRIES.c.giveaway_id == bindparam("p_id"), ENTRIES.c.user_id == bindparam("p_user"))
+_ADD_ENTRY = DialectInsert(
+    lambda insert: insert(ENTRIES).on_conflict_do_nothing().returning(ENTRIES.c.user_id)
+)
+_COUNT_ENTRY = (
+    update(GIVEAWAYS)
+    .where(
+        GIVEAWAYS.c.id == bindparam("p_id"),
+        GIVEAWAYS.c.status == GiveawayStatus.OPEN.value,
+        GIVEAWAYS.c.ends_at > bindparam("p_now"),
+        or_(
+            GIVEAWAYS.c.max_entries.is_(None),
+            GIVEAWAYS.c.entry_count < GIVEAWAYS.c.max_entries,
+        ),
+    )
+    .values(entry_count=GIVEAWAYS.c.entry_count + 1)
+    .returning(GIVEAWAYS.c.id)
+)
+_STATE = select(GIVEAWAYS.c.status, GIVEAWAYS.c.ends_at).where(GIVEAWAYS.c.id == bindparam("p_id"))
 
 
 async def with_community(
@@ -100,46 +121,21 @@ async def enter(
     The entry row and the counter bump happen in the caller's transaction: if the bump
     finds the giveaway closed or full, the caller's rollback removes the row again.
     """
-    inserted = (
-        await session.execute(
-            dialect_insert(session)(ENTRIES)
-            .values(
-                giveaway_id=giveaway_id,
-                user_id=user_id,
-                entrant_id=entrant_id,
-                display_name=display_name[:256],
-                weight=weight,
-                entered_at=now,
-            )
-            .on_conflict_do_nothing()
-            .returning(ENTRIES.c.user_id)
-        )
-    ).scalar_one_or_none()
+    row = {
+        "giveaway_id": giveaway_id,
+        "user_id": user_id,
+        "entrant_id": entrant_id,
+        "display_name": display_name[:256],
+        "weight": weight,
+        "entered_at": now,
+    }
+    inserted = (await session.execute(_ADD_ENTRY.of(session), row)).scalar_one_or_none()
     if inserted is None:
         return EntryOutcome.ALREADY
-    bumped = (
-        await session.execute(
-            update(GIVEAWAYS)
-            .where(
-                GIVEAWAYS.c.id == giveaway_id,
-                GIVEAWAYS.c.status == GiveawayStatus.OPEN.value,
-                GIVEAWAYS.c.ends_at > now,
-                or_(
-                    GIVEAWAYS.c.max_entries.is_(None),
-                    GIVEAWAYS.c.entry_count < GIVEAWAYS.c.max_entries,
-                ),
-            )
-            .values(entry_count=GIVEAWAYS.c.entry_count + 1)
-            .returning(GIVEAWAYS.c.id)
-        )
-    ).scalar_one_or_none()
-    if bumped is not None:
+    params = {"p_id": giveaway_id, "p_now": now}
+    if (await session.execute(_COUNT_ENTRY, params)).scalar_one_or_none() is not None:
         return EntryOutcome.ENTERED
-    state = (
-        await session.execute(
-            select(GIVEAWAYS.c.status, GIVEAWAYS.c.ends_at).where(GIVEAWAYS.c.id == giveaway_id)
-        )
-    ).one()
+    state = (await session.execute(_STATE, {"p_id": giveaway_id})).one()
     if state.status == GiveawayStatus.OPEN.value and state.ends_at > now:
         return EntryOutcome.FULL
     return EntryOutcome.CLOSED
@@ -191,13 +187,8 @@ async def entrants(session: AsyncSession, giveaway_id: int) -> list[EntrantRow]:
 
 
 async def entry_of(session: AsyncSession, giveaway_id: int, user_id: str) -> EntrantRow | None:
-    row = (
-        await session.execute(
-            select(
-                ENTRIES.c.user_id, ENTRIES.c.entrant_id, ENTRIES.c.display_name, ENTRIES.c.weight
-            ).where(ENTRIES.c.giveaway_id == giveaway_id, ENTRIES.c.user_id == user_id)
-        )
-    ).one_or_none()
+    found = await session.execute(_ENTRY_OF, {"p_id": giveaway_id, "p_user": user_id})
+    row = found.one_or_none()
     return EntrantRow(*row) if row is not None else None
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import dialect_insert
+from storage.db import DialectInsert
 from storage.models import Community, PointsEntry
 from storage.privacy import opted_out
 
@@ -23,6 +23,10 @@ LEDGER = PointsEntry.__table__
 
 # Values per `IN (...)` list: keeps every query far below the bound-parameter caps.
 _CHUNK = 1000
+# Ledger rows unless that award exists (every vote, entry, quiz answer and message batch).
+_AWARD = DialectInsert(
+    lambda insert: insert(LEDGER).on_conflict_do_nothing().returning(LEDGER.c.id)
+)
 
 
 class PointsReason(StrEnum):
@@ -69,14 +73,8 @@ async def award(session: AsyncSession, community_id: int, item: Award, *, now: d
     """Write one ledger row in the caller's transaction; False when that award exists already."""
     if item.amount == 0:
         return False
-    inserted = (
-        await session.execute(
-            dialect_insert(session)(LEDGER)
-            .values(**_row(community_id, item, now))
-            .on_conflict_do_nothing()
-            .returning(LEDGER.c.id)
-        )
-    ).scalar_one_or_none()
+    row = _row(community_id, item, now)
+    inserted = (await session.execute(_AWARD.of(session), row)).scalar_one_or_none()
     return inserted is not None
 
 
@@ -89,7 +87,7 @@ async def award_many(session: AsyncSession, items: Sequence[tuple[int, Award, da
     if not rows:
         return 0
     rows.sort(key=lambda r: (r["community_id"], r["user_id"], r["reason"], r["ref"]))
-    stmt = dialect_insert(session)(LEDGER).on_conflict_do_nothing().returning(LEDGER.c.id)
+    stmt = _AWARD.of(session)
     return len((await session.execute(stmt, rows)).all())
 
 

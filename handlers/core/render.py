@@ -84,6 +84,8 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
             autoescape=False,
+            # Templates ship with the install: no file check on every render.
+            auto_reload=False,
         )
         self.env.filters.update(
             number=_number,
