@@ -40,6 +40,7 @@ from storage.activity import (
     _conflict_clause,
     _Upsert,
 )
+from storage.activity_trip import chunk_sizes
 from storage.checkpoint import WalCheckpointer
 from storage.db import SQLITE_PRAGMAS, Database
 from storage.postdays import mask_of
@@ -264,22 +265,22 @@ class SqliteFloor:
         if not new:
             return
         rows = [(PLATFORM, k, r.name, r.username, False, r.time) for k, r in sorted(new.items())]
-        step = _SQLITE_VARIABLES // 6
-        for start in range(0, len(rows), step):
-            chunk = rows[start : start + step]
+        start = 0
+        for size in chunk_sizes(len(rows), _SQLITE_VARIABLES // 6):
+            chunk = rows[start : start + size]
+            start += size
             flat = [v for row in chunk for v in row]
-            for _, ext, member_id in self.conn.execute(
-                _sqlite_sql(UPSERT_MEMBERS, len(chunk)), flat
-            ):
+            for _, ext, member_id in self.conn.execute(_sqlite_sql(UPSERT_MEMBERS, size), flat):
                 self.members[ext] = member_id
 
     def _rollups(self, rows: Sequence[tuple[Row, int, int]]) -> None:
         roll = rollups(rows, pg=False)
-        step = _SQLITE_VARIABLES // 7
-        for start in range(0, len(roll.member_days), step):
-            chunk = roll.member_days[start : start + step]
+        start = 0
+        for size in chunk_sizes(len(roll.member_days), _SQLITE_VARIABLES // 7):
+            chunk = roll.member_days[start : start + size]
+            start += size
             flat = [v for row in chunk for v in row]
-            sql = _sqlite_sql(UPSERT_MEMBER_DAYS, len(chunk))
+            sql = _sqlite_sql(UPSERT_MEMBER_DAYS, size)
             added = {row[:3]: row[3] for row in chunk}
             for cid, day, mid, total in self.conn.execute(sql, flat):
                 if total == added[(cid, day, mid)]:

@@ -33,7 +33,14 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import postdays
-from storage.activity_trip import CommunityKey, MemberKey, TripOutcome, TripRows, write_trip
+from storage.activity_trip import (
+    CommunityKey,
+    MemberKey,
+    TripOutcome,
+    TripRows,
+    chunk_sizes,
+    write_trip,
+)
 from storage.db import Database, dialect_insert
 from storage.models import (
     ActivityEvent,
@@ -441,10 +448,11 @@ async def _upsert(
         return []
     # `executemany` drops RETURNING rows: one multi-row VALUES per chunk instead.
     found: list[Any] = []
-    step = _SQLITE_VARIABLES // len(spec.columns)
-    for start in range(0, len(rows), step):
-        chunk = rows[start : start + step]
-        sql = _upsert_sql(spec, "sqlite", len(chunk))
+    start = 0
+    for size in chunk_sizes(len(rows), _SQLITE_VARIABLES // len(spec.columns)):
+        chunk = rows[start : start + size]
+        start += size
+        sql = _upsert_sql(spec, "sqlite", size)
         flat = [value for row in chunk for value in row]
         found.extend(await _sqlite_call(driver.execute_fetchall, sql, flat))
     return found
