@@ -64,8 +64,7 @@ class DialectInsert:
         name = session.bind.dialect.name
         built = self._built.get(name)
         if built is None:
-            insert = postgresql.insert if name == "postgresql" else sqlite.insert
-            built = self._built[name] = self._build(insert)
+            built = self._built[name] = self._build(dialect_insert(session))
         return built
 
 
