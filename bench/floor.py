@@ -40,7 +40,7 @@ from storage.activity import (
     _conflict_clause,
     _Upsert,
 )
-from storage.activity_trip import chunk_sizes
+from storage.activity_trip import row_chunks
 from storage.checkpoint import WalCheckpointer
 from storage.db import SQLITE_PRAGMAS, Database
 from storage.postdays import mask_of
@@ -265,22 +265,17 @@ class SqliteFloor:
         if not new:
             return
         rows = [(PLATFORM, k, r.name, r.username, False, r.time) for k, r in sorted(new.items())]
-        start = 0
-        for size in chunk_sizes(len(rows), _SQLITE_VARIABLES // 6):
-            chunk = rows[start : start + size]
-            start += size
+        for chunk in row_chunks(rows, _SQLITE_VARIABLES // 6):
             flat = [v for row in chunk for v in row]
-            for _, ext, member_id in self.conn.execute(_sqlite_sql(UPSERT_MEMBERS, size), flat):
+            sql = _sqlite_sql(UPSERT_MEMBERS, len(chunk))
+            for _, ext, member_id in self.conn.execute(sql, flat):
                 self.members[ext] = member_id
 
     def _rollups(self, rows: Sequence[tuple[Row, int, int]]) -> None:
         roll = rollups(rows, pg=False)
-        start = 0
-        for size in chunk_sizes(len(roll.member_days), _SQLITE_VARIABLES // 7):
-            chunk = roll.member_days[start : start + size]
-            start += size
+        for chunk in row_chunks(roll.member_days, _SQLITE_VARIABLES // 7):
             flat = [v for row in chunk for v in row]
-            sql = _sqlite_sql(UPSERT_MEMBER_DAYS, size)
+            sql = _sqlite_sql(UPSERT_MEMBER_DAYS, len(chunk))
             added = {row[:3]: row[3] for row in chunk}
             for cid, day, mid, total in self.conn.execute(sql, flat):
                 if total == added[(cid, day, mid)]:

@@ -38,7 +38,7 @@ from storage.activity_trip import (
     MemberKey,
     TripOutcome,
     TripRows,
-    chunk_sizes,
+    row_chunks,
     write_trip,
 )
 from storage.db import Database, dialect_insert
@@ -448,11 +448,8 @@ async def _upsert(
         return []
     # `executemany` drops RETURNING rows: one multi-row VALUES per chunk instead.
     found: list[Any] = []
-    start = 0
-    for size in chunk_sizes(len(rows), _SQLITE_VARIABLES // len(spec.columns)):
-        chunk = rows[start : start + size]
-        start += size
-        sql = _upsert_sql(spec, "sqlite", size)
+    for chunk in row_chunks(rows, _SQLITE_VARIABLES // len(spec.columns)):
+        sql = _upsert_sql(spec, "sqlite", len(chunk))
         flat = [value for row in chunk for value in row]
         found.extend(await _sqlite_call(driver.execute_fetchall, sql, flat))
     return found

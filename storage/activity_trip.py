@@ -14,10 +14,12 @@ Nothing here imports the rest of the writer: the rows arrive ready and the SQL i
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # (platform, community key), (platform, member key): how a batch names things without ids.
 CommunityKey = tuple[str, str]
@@ -59,22 +61,21 @@ class TripOutcome:
     events: int = 0  # events written
 
 
-def chunk_sizes(count: int, step: int) -> list[int]:
-    """The row counts of the multi-row `VALUES` statements that take `count` rows: `step` at
-    most, the rest in powers of two, largest first.
+def row_chunks(rows: Sequence[T], step: int) -> Iterator[Sequence[T]]:
+    """`rows` in slices for multi-row `VALUES` statements: `step` rows at most, the rest in
+    powers of two, largest first.
 
     SQLite's connection keeps each distinct statement it prepared (128 of them), and a
     statement of 2,000 rows of eleven values holds ~1.8 MB: one statement per row count
     a batch happened to have held 450 MB at the end of a million-event ingest. Powers of
     two leave a dozen sizes per statement.
     """
-    sizes = [step] * (count // step)
-    rest = count % step
-    while rest:
-        size = 1 << (rest.bit_length() - 1)
-        sizes.append(size)
-        rest -= size
-    return sizes
+    start, count = 0, len(rows)
+    while start < count:
+        rest = count - start
+        size = step if rest >= step else 1 << (rest.bit_length() - 1)
+        yield rows[start : start + size]
+        start += size
 
 
 def _values(
@@ -89,12 +90,9 @@ def _values(
     found: list[Any] = []
     if not rows:
         return found
-    start = 0
-    for size in chunk_sizes(len(rows), max(1, variables // len(rows[0]))):
-        chunk = rows[start : start + size]
-        start += size
+    for chunk in row_chunks(rows, max(1, variables // len(rows[0]))):
         flat = [value for row in chunk for value in row]
-        found.extend(conn.execute(sql(name, size), flat).fetchall())
+        found.extend(conn.execute(sql(name, len(chunk)), flat).fetchall())
     return found
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 import storage.activity as activity_module
 from storage.activity import ActivityKind, IdCache, prepare_batch
-from storage.activity_trip import TripRows, chunk_sizes
+from storage.activity_trip import TripRows, row_chunks
 from storage.db import Database
 from storage.metrics import DayCounts
 from storage.models import Community, Member
@@ -140,7 +140,10 @@ async def test_without_a_way_onto_the_driver_thread_the_usual_path_writes(
 def test_multi_row_statements_come_in_few_sizes(count: int, step: int) -> None:
     """SQLite caches each distinct statement it prepared (~1.8 MB for 2,000 rows): the rows
     of any batch go in `step`s and powers of two, so a connection holds a dozen sizes."""
-    sizes = chunk_sizes(count, step)
+    rows = list(range(count))
+    chunks = list(row_chunks(rows, step))
+    assert [row for chunk in chunks for row in chunk] == rows  # every row once, in order
+    sizes = [len(chunk) for chunk in chunks]
     assert sum(sizes) == count and all(0 < size <= step for size in sizes)
     rest = [size for size in sizes if size != step]
     assert all(size & (size - 1) == 0 for size in rest)  # powers of two
